@@ -15,10 +15,10 @@ func testOps() map[string]Op {
 	return map[string]Op{
 		"create-report": {
 			Method: "POST", Path: "/v1/reports",
-			Auth:        &Auth{Name: "Authorization", Prefix: "Bearer "},
-			Headers:     []Param{{Name: "Idempotency-Key", Value: "9b2c\"quoted\"$HOME"}},
-			ContentType: "application/json",
-			Body:        "{\n  \"kind\": \"sales\",\n  \"it's\": [1, 2.5, true, false, null, {}],\n  \"nested\": {\"a\": \"`tick`\"}\n}",
+			Auth:           &Auth{Name: "Authorization", Prefix: "Bearer "},
+			Headers:        []Param{{Name: "Idempotency-Key", Value: "9b2c\"quoted\"$HOME"}},
+			ContentType:    "application/json",
+			Body:           "{\n  \"kind\": \"sales\",\n  \"it's\": [1, 2.5, true, false, null, {}],\n  \"nested\": {\"a\": \"`tick`\"}\n}",
 			FollowLocation: true, RetryAfter: true,
 		},
 		"get-job": {
