@@ -1,0 +1,137 @@
+// Package simulate is the pretend work behind every sandbox flow. A
+// Scenario chosen by the caller says how long the job takes and how it
+// ends, so visitors and tests can watch success, failure, a stalled worker
+// and a crash without any real workload; a time scale and an injected clock
+// make a 30-second scenario take milliseconds in tests.
+package simulate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"time"
+
+	"github.com/accepted-dev/accepted/sandbox/internal/clock"
+	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
+)
+
+// Outcome is how a scenario ends.
+type Outcome string
+
+// The outcomes. The zero Outcome means OutcomeSucceed.
+const (
+	OutcomeSucceed Outcome = "succeed"
+	OutcomeFail    Outcome = "fail"  // ends with jobs.Fail(FailCode, …) at FailAfter
+	OutcomeStall   Outcome = "stall" // reports once, then goes silent until canceled (the dead-man's switch ends it)
+	OutcomeCrash   Outcome = "crash" // panics at FailAfter, as a bug would; the engine recovers it as internal_error
+)
+
+// Outcomes lists the outcomes, for enums in the spec.
+func Outcomes() []Outcome {
+	return []Outcome{OutcomeSucceed, OutcomeFail, OutcomeStall, OutcomeCrash}
+}
+
+// Scenario describes one simulated job.
+type Scenario struct {
+	Duration  time.Duration // virtual run time; Run scales it to real time
+	Outcome   Outcome
+	FailCode  string  // catalog code for OutcomeFail
+	FailAfter float64 // 0..1: fraction of the run after which fail or crash happens
+}
+
+var codeRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// Validate checks s against the sandbox's bounds, with messages meant for
+// the person who sent the scenario.
+func (s Scenario) Validate(maxDuration time.Duration) error {
+	var errs []error
+	if s.Duration < 0 {
+		errs = append(errs, errors.New("duration must not be negative"))
+	}
+	if s.Duration > maxDuration {
+		errs = append(errs, fmt.Errorf("duration must be at most %s, got %s", maxDuration, s.Duration))
+	}
+	switch s.Outcome {
+	case "", OutcomeSucceed, OutcomeStall:
+		if s.FailCode != "" {
+			errs = append(errs, fmt.Errorf("fail_code is only allowed with outcome %q", OutcomeFail))
+		}
+	case OutcomeFail:
+		if !codeRE.MatchString(s.FailCode) {
+			errs = append(errs, fmt.Errorf("outcome %q needs a fail_code of lowercase letters, digits and underscores, got %q", OutcomeFail, s.FailCode))
+		}
+	case OutcomeCrash:
+		if s.FailCode != "" {
+			errs = append(errs, fmt.Errorf("fail_code is only allowed with outcome %q", OutcomeFail))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("outcome must be one of %q, got %q", Outcomes(), s.Outcome))
+	}
+	if math.IsNaN(s.FailAfter) || s.FailAfter < 0 || s.FailAfter > 1 {
+		errs = append(errs, fmt.Errorf("fail_after must be between 0 and 1, got %v", s.FailAfter))
+	}
+	if s.FailAfter != 0 && s.Outcome != OutcomeFail && s.Outcome != OutcomeCrash {
+		errs = append(errs, fmt.Errorf("fail_after is only allowed with outcome %q or %q", OutcomeFail, OutcomeCrash))
+	}
+	return errors.Join(errs...)
+}
+
+// Run plays sc: steps steps spaced evenly over sc.Duration×scale of real
+// time (waiting on clk), each calling step (if not nil) for a message and
+// then progress with a rising percent. It returns nil on success, the
+// error of step or progress, context.Cause(ctx) when ctx ends, or
+// jobs.Fail(sc.FailCode, …) once FailAfter of the steps are done. A stall
+// reports once and then waits silently for ctx; a crash panics.
+func Run(ctx context.Context, clk clock.Clock, scale float64, sc Scenario, steps int, progress jobs.Progress, step func(i int) (message string, err error)) error {
+	if scale < 0 || math.IsNaN(scale) || math.IsInf(scale, 0) {
+		return fmt.Errorf("simulate: bad time scale %v", scale)
+	}
+	steps = max(steps, 1)
+	interval := time.Duration(float64(sc.Duration) * scale / float64(steps))
+	failAt := -1 // number of completed steps after which fail/crash happens
+	if sc.Outcome == OutcomeFail || sc.Outcome == OutcomeCrash {
+		failAt = int(math.Ceil(sc.FailAfter * float64(steps)))
+	}
+	end := func(done int) error {
+		if done != failAt {
+			return nil
+		}
+		if sc.Outcome == OutcomeCrash {
+			panic(fmt.Sprintf("simulate: scenario crash after %d of %d steps", done, steps))
+		}
+		return jobs.Fail(sc.FailCode, fmt.Sprintf("The simulated job failed after %d of %d steps, as its scenario asked.", done, steps))
+	}
+	if err := end(0); err != nil {
+		return err
+	}
+	for i := range steps {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-clk.After(interval):
+		}
+		msg := fmt.Sprintf("step %d of %d", i+1, steps)
+		if step != nil {
+			m, err := step(i)
+			if err != nil {
+				return fmt.Errorf("simulate: step %d: %w", i+1, err)
+			}
+			if m != "" {
+				msg = m
+			}
+		}
+		if err := progress((i+1)*100/steps, msg); err != nil {
+			return fmt.Errorf("simulate: progress: %w", err)
+		}
+		if sc.Outcome == OutcomeStall {
+			<-ctx.Done() // silent from here on: the dead-man's switch has to notice
+			return context.Cause(ctx)
+		}
+		if err := end(i + 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
