@@ -1,0 +1,51 @@
+# Accepted: run `make help` for the list of targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+ADDR ?= 127.0.0.1:8080
+SITE_OUT ?= generated/site
+# Flags passed to `go test` by `make test`; CI=true adds -count=1 so nothing is served from the test cache.
+TESTFLAGS ?= $(if $(CI),-count=1,)
+BENCHTIME ?= 1s
+
+.PHONY: help run site generate templ test vet check-generated bench fmt clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+run: site ## Build the site and serve it with the live sandbox on http://$(ADDR)
+	$(GO) run ./sandbox serve -addr $(ADDR) -site-dir $(SITE_OUT)
+
+site: templ ## Build the static site into $(SITE_OUT)
+	@if [ -d site ] && ls site/*.go >/dev/null 2>&1; then $(GO) run ./site build -out $(SITE_OUT); else mkdir -p $(SITE_OUT); fi
+
+generate: templ ## Rewrite everything in generated/ (spec, error catalog) and the *_templ.go files
+	$(GO) run ./sandbox openapi -out generated
+
+templ: ## Regenerate *_templ.go from *.templ
+	$(GO) tool templ generate -log-level error
+
+test: vet check-generated ## Vet, check generated files, run every test with the race detector
+	$(GO) test -race $(TESTFLAGS) ./...
+
+vet:
+	$(GO) vet ./...
+
+check-generated: ## Fail when committed generated files differ from what the code emits
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(GO) run ./sandbox openapi -out "$$tmp"; \
+	for f in "$$tmp"/*; do \
+	  diff -u "generated/$$(basename "$$f")" "$$f" >/dev/null || { echo "generated/$$(basename "$$f") is out of date: run 'make generate' and commit"; diff -u "generated/$$(basename "$$f")" "$$f" | head -40; exit 1; }; \
+	done
+	@$(GO) tool templ generate -log-level error
+	@git diff --exit-code --stat -- '*_templ.go' || { echo "*_templ.go files are out of date: run 'make templ' and commit"; exit 1; }
+
+bench: ## Run the benchmarks (figures go in the closing notes and README)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+fmt: ## Format Go and templ sources
+	gofmt -w $$(git ls-files '*.go' | grep -v '_templ.go$$')
+	$(GO) tool templ fmt .
+
+clean: ## Remove build output
+	rm -rf $(SITE_OUT) bin

@@ -1,0 +1,54 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/accepted-dev/accepted/sandbox/internal/keys"
+	"github.com/accepted-dev/accepted/sandbox/internal/problems"
+)
+
+// KeyOutput is a freshly issued sandbox key.
+type KeyOutput struct {
+	Body SandboxKey
+}
+
+// SandboxKey is a freshly issued key.
+type SandboxKey struct {
+	Key       string    `json:"key" doc:"The API key. It is shown once: the sandbox keeps only a digest. Send it as Authorization: Bearer <key>." example:"sk_sandbox_mfrggzdfmztwq2lknnwg23tpobyxe43u"`
+	KeyID     string    `json:"key_id" doc:"A name for the key that is safe to log." example:"key_5c1f0e8a2b3d4f60"`
+	CreatedAt time.Time `json:"created_at" doc:"When the key was issued (RFC 3339)."`
+	Note      string    `json:"note" doc:"What the key is good for."`
+}
+
+func (h *handlers) registerKeys(api huma.API) {
+	op := huma.Operation{
+		OperationID:   "createSandboxKey",
+		Method:        http.MethodPost,
+		Path:          "/v1/sandbox/keys",
+		Tags:          []string{"Sandbox"},
+		Summary:       "Get a sandbox API key",
+		Description:   "Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys live in memory until the sandbox restarts. Limited per client address.",
+		DefaultStatus: http.StatusCreated,
+		Metadata:      map[string]any{policyKey: PolicyKeys},
+	}
+	h.documentProblems(api, &op, problems.RateLimited, problems.QueueFull)
+	huma.Register(api, op, func(ctx context.Context, _ *struct{}) (*KeyOutput, error) {
+		plain, k, err := h.Keys.Issue()
+		if errors.Is(err, keys.ErrFull) {
+			return nil, h.Catalog.New(problems.QueueFull, "The sandbox holds as many keys as it is allowed to; try again later.").WithHeader("Retry-After", "60")
+		}
+		if err != nil {
+			return nil, h.problemFor(ctx, err, op.Path)
+		}
+		out := &KeyOutput{}
+		out.Body.Key, out.Body.KeyID, out.Body.CreatedAt = plain, k.ID, k.CreatedAt.UTC()
+		out.Body.Note = "Sandbox key: send it as Authorization: Bearer <key>. Jobs you start belong to this key only."
+		h.Logger.InfoContext(ctx, "sandbox key issued", "key_id", k.ID)
+		return out, nil
+	})
+}

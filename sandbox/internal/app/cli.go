@@ -1,0 +1,174 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+)
+
+const usage = `Accepted sandbox: a live API that implements asynchronous 202 Accepted flows.
+
+Usage:
+  sandbox serve [flags]          serve the API (and, with -site-dir, the docs site)
+  sandbox openapi [-out DIR]     write the spec and the error catalog to DIR
+  sandbox help                   show this text
+
+Run 'sandbox serve -h' or 'sandbox openapi -h' for the flags.
+`
+
+// Main runs the command in args and returns the process exit code.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], getenv, stderr)
+	case "openapi":
+		err = openapi(args[1:], getenv, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "sandbox: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sandbox %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg Config
+	envErr := bindFlags(fs, &cfg, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := envErr(); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	site, err := siteFS(cfg.SiteDir)
+	if err != nil {
+		return err
+	}
+	log := NewLogger(stderr, cfg)
+	s, err := New(cfg, Deps{Logger: log, Site: site})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+	}
+	return s.Run(ctx, ln)
+}
+
+// Files the openapi command writes, and so what generated/ holds.
+const (
+	SpecJSON   = "openapi.json"
+	SpecYAML   = "openapi.yaml"
+	Spec30JSON = "openapi-3.0.json"
+	ErrorsJSON = "errors.json"
+)
+
+func openapi(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("openapi", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "generated", "`directory` to write "+SpecJSON+", "+SpecYAML+", "+Spec30JSON+" and "+ErrorsJSON+" to")
+	var cfg Config
+	envErr := bindFlags(fs, &cfg, func(string) string { return "" })
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := envErr(); err != nil {
+		return err
+	}
+	files, err := Artifacts(cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", *out, err)
+	}
+	for _, name := range []string{SpecJSON, SpecYAML, Spec30JSON, ErrorsJSON} {
+		p := filepath.Join(*out, name)
+		if err := os.WriteFile(p, files[name], 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", p, err)
+		}
+		fmt.Fprintln(stdout, "wrote", p)
+	}
+	return nil
+}
+
+// Artifacts renders what generated/ holds, from a sandbox built with cfg's
+// defaults: the same bytes every time for the same code.
+func Artifacts(cfg Config) (map[string][]byte, error) {
+	s, err := New(cfg, Deps{})
+	if err != nil {
+		return nil, err
+	}
+	oapi := s.API().OpenAPI()
+	spec, err := indentJSON(oapi.MarshalJSON())
+	if err != nil {
+		return nil, fmt.Errorf("rendering the spec: %w", err)
+	}
+	yml, err := oapi.YAML()
+	if err != nil {
+		return nil, fmt.Errorf("rendering the YAML spec: %w", err)
+	}
+	down, err := oapi.Downgrade()
+	if err != nil {
+		return nil, fmt.Errorf("downgrading the spec to 3.0: %w", err)
+	}
+	down, err = withoutWebhooks(down)
+	if err != nil {
+		return nil, err
+	}
+	catalog, err := indentJSON(json.Marshal(s.Catalog()))
+	if err != nil {
+		return nil, fmt.Errorf("rendering the error catalog: %w", err)
+	}
+	return map[string][]byte{SpecJSON: spec, SpecYAML: yml, Spec30JSON: down, ErrorsJSON: catalog}, nil
+}
+
+// withoutWebhooks removes the top-level `webhooks` that Huma's Downgrade
+// keeps, since OpenAPI 3.0 has no such field.
+func withoutWebhooks(spec []byte) ([]byte, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(spec, &doc); err != nil {
+		return nil, fmt.Errorf("reading the 3.0 spec: %w", err)
+	}
+	delete(doc, "webhooks")
+	return indentJSON(json.Marshal(doc))
+}
+
+func indentJSON(data []byte, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, data, "", "  "); err != nil {
+		return nil, err
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,94 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything `serve` can be told, by flag or environment variable.
+type Config struct {
+	Addr      string
+	SiteDir   string
+	TimeScale float64
+	Retention time.Duration
+	LogLevel  slog.Level
+	LogFormat string
+	DocsBase  string
+	Workers   int
+	QueueSize int
+	MaxKeys   int
+}
+
+// envPrefix starts every environment variable the sandbox reads.
+const envPrefix = "ACCEPTED_"
+
+// flagSet declares the serve flags on fs, each defaulting to its environment
+// variable when that is set. Parse errors of environment values are returned
+// through errs so that `serve` can refuse to start with a clear message.
+func bindFlags(fs *flag.FlagSet, cfg *Config, getenv func(string) string) (errs func() error) {
+	var envErrs []error
+	env := func(name, def string) string {
+		if v := getenv(envPrefix + name); v != "" {
+			return v
+		}
+		return def
+	}
+	parse := func(name string, def string, into func(string) error) {
+		if err := into(env(name, def)); err != nil {
+			envErrs = append(envErrs, fmt.Errorf("%s%s: %w", envPrefix, name, err))
+		}
+	}
+	fs.StringVar(&cfg.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "`host:port` to listen on (env ACCEPTED_ADDR)")
+	fs.StringVar(&cfg.SiteDir, "site-dir", env("SITE_DIR", ""), "serve the built static site in this `directory` at / (env ACCEPTED_SITE_DIR); empty: API only")
+	parse("TIME_SCALE", "1", func(s string) (err error) { cfg.TimeScale, err = strconv.ParseFloat(s, 64); return })
+	fs.Float64Var(&cfg.TimeScale, "time-scale", cfg.TimeScale, "how fast simulated work runs: 1 is real time, 0.01 makes a 30 s job take 0.3 s (env ACCEPTED_TIME_SCALE)")
+	parse("RETENTION", "24h", func(s string) (err error) { cfg.Retention, err = time.ParseDuration(s); return })
+	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "how long finished jobs stay readable before the monitor answers 410 Gone (env ACCEPTED_RETENTION)")
+	parse("LOG_LEVEL", "info", func(s string) error { return cfg.LogLevel.UnmarshalText([]byte(s)) })
+	fs.TextVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log `level`: debug, info, warn or error (env ACCEPTED_LOG_LEVEL)")
+	fs.StringVar(&cfg.LogFormat, "log-format", env("LOG_FORMAT", "text"), "log `format`: text or json (env ACCEPTED_LOG_FORMAT)")
+	fs.StringVar(&cfg.DocsBase, "docs-base", env("DOCS_BASE", "http://localhost:8080"), "`URL` of the docs site; problem types are <URL>/errors#<code> (env ACCEPTED_DOCS_BASE)")
+	parse("WORKERS", "256", func(s string) (err error) { cfg.Workers, err = strconv.Atoi(s); return })
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "jobs that run at once (env ACCEPTED_WORKERS)")
+	parse("QUEUE_SIZE", "10000", func(s string) (err error) { cfg.QueueSize, err = strconv.Atoi(s); return })
+	fs.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "jobs that may wait for a worker; beyond it POSTs answer 503 (env ACCEPTED_QUEUE_SIZE)")
+	parse("MAX_KEYS", "100000", func(s string) (err error) { cfg.MaxKeys, err = strconv.Atoi(s); return })
+	fs.IntVar(&cfg.MaxKeys, "max-keys", cfg.MaxKeys, "sandbox API keys held in memory at most (env ACCEPTED_MAX_KEYS)")
+	return func() error { return errors.Join(envErrs...) }
+}
+
+// Validate reports settings that cannot work, with what to change.
+func (c Config) Validate() error {
+	var errs []error
+	if c.TimeScale <= 0 || c.TimeScale > 100 {
+		errs = append(errs, fmt.Errorf("-time-scale %v: must be above 0 and at most 100", c.TimeScale))
+	}
+	if c.Retention < time.Second {
+		errs = append(errs, fmt.Errorf("-retention %s: must be at least 1s", c.Retention))
+	}
+	if c.Workers < 1 || c.QueueSize < 1 || c.MaxKeys < 1 {
+		errs = append(errs, errors.New("-workers, -queue-size and -max-keys must be at least 1"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("-log-format %q: must be text or json", c.LogFormat))
+	}
+	if !strings.HasPrefix(c.DocsBase, "http://") && !strings.HasPrefix(c.DocsBase, "https://") {
+		errs = append(errs, fmt.Errorf("-docs-base %q: must be an http:// or https:// URL", c.DocsBase))
+	}
+	return errors.Join(errs...)
+}
+
+// NewLogger builds the process logger.
+func NewLogger(w io.Writer, c Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
