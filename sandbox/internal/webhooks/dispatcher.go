@@ -145,6 +145,21 @@ type Config struct {
 
 // Dispatcher delivers messages in the background, retrying on failure. Its
 // methods are safe for concurrent use.
+//
+// What an answer means:
+//   - 2xx: delivered.
+//   - 410 Gone: the endpoint is disabled: no further attempts for this
+//     message or any other to the same Endpoint.Key until Enable.
+//   - 3xx: a failure, never followed (the Location goes in the error).
+//   - 429, 5xx, timeouts, connection errors, and every other 4xx: retried on
+//     the schedule. Standard Webhooks treats any non-2xx as a failed attempt
+//     and only 410 as a reason to stop; a 400 or 401 is usually a receiver's
+//     bug or a secret mid-rotation, which a later attempt may get past.
+//   - An address refused by safedial: failed at once; retrying cannot fix a
+//     callback that points into a private network.
+//
+// A Retry-After (seconds or HTTP-date) longer than the next scheduled delay
+// replaces it, capped by MaxRetryAfter.
 type Dispatcher struct {
 	cfg    Config
 	client http.Client
