@@ -106,7 +106,8 @@ func (p Policy) Check(ap netip.AddrPort) error {
 	if reason == "" {
 		return nil
 	}
-	if slices.Contains(p.AllowExact, ap) || (p.Allow != nil && p.Allow(ap.Addr())) {
+	exact := netip.AddrPortFrom(ap.Addr().WithZone("").Unmap(), ap.Port())
+	if slices.Contains(p.AllowExact, exact) || (p.Allow != nil && p.Allow(ap.Addr())) {
 		return nil
 	}
 	return fmt.Errorf("%w: %s is %s; callback URLs must resolve to public addresses (an operator can allow this range)",

@@ -52,6 +52,9 @@ func TestPolicyAllow(t *testing.T) {
 	if err := exact.Check(lo); err != nil {
 		t.Fatalf("AllowExact: %v", err)
 	}
+	if err := exact.Check(netip.MustParseAddrPort("[::ffff:127.0.0.1]:8080")); err != nil {
+		t.Fatalf("AllowExact, IPv4-mapped form: %v", err)
+	}
 	if err := exact.Check(netip.MustParseAddrPort("127.0.0.1:5432")); !errors.Is(err, ErrBlockedAddress) {
 		t.Fatalf("AllowExact must not open other ports: %v", err)
 	}
