@@ -41,6 +41,7 @@ type Server struct {
 	log     *slog.Logger
 	clock   clock.Clock
 	engine  *jobs.Engine
+	store   *memstore.Store
 	catalog *problems.Catalog
 	api     huma.API
 	limiter *ratelimit.Limiter
@@ -53,6 +54,18 @@ type Deps struct {
 	Clock  clock.Clock
 	// Site is the built static site; nil serves the API only.
 	Site fs.FS
+	// Policies replaces the rate-limit policies (DefaultPolicies).
+	Policies []ratelimit.Policy
+}
+
+// DefaultPolicies are the sandbox's rate limits: polling may be brisk,
+// starting jobs less so, and key creation (per client address) is rare.
+func DefaultPolicies() []ratelimit.Policy {
+	return []ratelimit.Policy{
+		{Name: api.PolicyPoll, Rate: 10, Burst: 20},
+		{Name: api.PolicyStart, Rate: 5, Burst: 20},
+		{Name: api.PolicyKeys, Rate: 0.5, Burst: 10},
+	}
 }
 
 // New builds a sandbox. It starts nothing: call Start (or Run).
@@ -66,9 +79,13 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Clock == nil {
 		d.Clock = clock.Real()
 	}
+	if d.Policies == nil {
+		d.Policies = DefaultPolicies()
+	}
 	s := &Server{cfg: cfg, log: d.Logger, clock: d.Clock, catalog: problems.New(cfg.DocsBase)}
+	s.store = memstore.New()
 	engine, err := jobs.New(jobs.Config{
-		Clock: d.Clock, Store: memstore.New(), Logger: d.Logger.With("component", "jobs"),
+		Clock: d.Clock, Store: s.store, Logger: d.Logger.With("component", "jobs"),
 		Workers: cfg.Workers, QueueSize: cfg.QueueSize, Retention: cfg.Retention,
 		Work: map[jobs.Kind]jobs.Work{
 			reports.Kind: reports.Work(d.Clock, cfg.TimeScale),
@@ -81,11 +98,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.engine = engine
 	s.limiter, err = ratelimit.New(ratelimit.Config{
 		Clock: d.Clock, Logger: d.Logger.With("component", "ratelimit"),
-		Policies: []ratelimit.Policy{
-			{Name: api.PolicyPoll, Rate: 10, Burst: 20},
-			{Name: api.PolicyStart, Rate: 5, Burst: 20},
-			{Name: api.PolicyKeys, Rate: 0.5, Burst: 10},
-		},
+		Policies: d.Policies,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the rate limiter: %w", err)
@@ -111,6 +124,10 @@ func (s *Server) Catalog() *problems.Catalog { return s.catalog }
 
 // Engine is the job engine, for tests.
 func (s *Server) Engine() *jobs.Engine { return s.engine }
+
+// JobCount is how many jobs the store holds, for tests that check nothing
+// was created.
+func (s *Server) JobCount(ctx context.Context) (int, error) { return s.store.Count(ctx) }
 
 // Handler is the whole HTTP surface: API, spec, health, and site.
 func (s *Server) Handler() http.Handler { return s.handler }

@@ -1,0 +1,120 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/accepted-dev/accepted/sandbox/internal/api"
+	"github.com/accepted-dev/accepted/sandbox/internal/ratelimit"
+)
+
+// benchSandbox is a sandbox whose limits do not get in the way of a benchmark.
+func benchSandbox(b *testing.B) (*Server, string) {
+	b.Helper()
+	cfg := testConfig()
+	cfg.QueueSize, cfg.Workers, cfg.TimeScale = 1_000_000, 64, 1
+	unlimited := []ratelimit.Policy{
+		{Name: api.PolicyPoll, Rate: 1e9, Burst: 1e9},
+		{Name: api.PolicyStart, Rate: 1e9, Burst: 1e9},
+		{Name: api.PolicyKeys, Rate: 1e9, Burst: 1e9},
+	}
+	s, err := New(cfg, Deps{Policies: unlimited})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.Start(ctx)
+	b.Cleanup(func() {
+		cancel()
+		c, done := context.WithTimeout(context.Background(), 10*time.Second)
+		defer done()
+		_ = s.Close(c)
+	})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/sandbox/keys", nil))
+	var k struct{ Key string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &k); err != nil {
+		b.Fatal(err)
+	}
+	return s, k.Key
+}
+
+// bareHandler writes the same JSON a poll returns, with nothing else: the
+// floor that the sandbox's overhead (routing, auth, limits, the engine,
+// Huma's serialisation) is measured against.
+func bareHandler(body []byte, headers http.Header) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, v := range headers {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body)
+	})
+}
+
+// compare runs the sandbox's request and the bare handler's b.N times each
+// and reports both, with their ratio (sandbox time over bare time).
+func compare(b *testing.B, sandbox func() *httptest.ResponseRecorder, want int, bare http.Handler) {
+	b.Helper()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if rec := sandbox(); rec.Code != want {
+			b.Fatalf("status %d, want %d: %s", rec.Code, want, rec.Body)
+		}
+	}
+	own := time.Since(start)
+	b.StopTimer()
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	start = time.Now()
+	for range b.N {
+		bare.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	floor := time.Since(start)
+	b.ReportMetric(float64(floor.Nanoseconds())/float64(b.N), "bare-ns/op")
+	b.ReportMetric(float64(own)/float64(floor), "x-bare")
+}
+
+// BenchmarkAccept measures POST /v1/reports → 202 in process.
+func BenchmarkAccept(b *testing.B) {
+	s, key := benchSandbox(b)
+	h := s.Handler()
+	body := `{"from":"2026-01-01","to":"2026-01-31","simulate":{"duration_seconds":600}}`
+	send := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/v1/reports", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	first := send()
+	compare(b, send, http.StatusAccepted, bareHandler(first.Body.Bytes(), first.Header()))
+}
+
+// BenchmarkPoll measures GET /v1/jobs/{id} on a running job in process.
+func BenchmarkPoll(b *testing.B) {
+	s, key := benchSandbox(b)
+	h := s.Handler()
+	req := httptest.NewRequest(http.MethodPost, "/v1/reports", strings.NewReader(`{"from":"2026-01-01","to":"2026-01-31","simulate":{"duration_seconds":600}}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	loc := rec.Header().Get("Location")
+	poll := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, loc, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	first := poll()
+	compare(b, poll, http.StatusOK, bareHandler(first.Body.Bytes(), first.Header()))
+}

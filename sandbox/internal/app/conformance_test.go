@@ -1,0 +1,438 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/accepted-dev/accepted/sandbox/internal/clock"
+	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
+	"github.com/accepted-dev/accepted/sandbox/internal/problems"
+)
+
+// TestConformance checks the rows of ASYNC-CONFORMANCE.md that the report
+// and export flows cover, over a real listener. Subtests share one problem
+// log so that R16, last, can compare the catalog with what was really sent.
+func TestConformance(t *testing.T) {
+	seen := newProblemLog()
+	ts := newSandbox(t, seen)
+	// A real-time sandbox, for jobs that must still be running when checked.
+	slow := newSandbox(t, seen, withScale(1))
+
+	t.Run("R1_instant_job_still_gets_202", func(t *testing.T) {
+		key := ts.key(t)
+		for _, path := range []string{"/v1/reports", "/v1/exports"} {
+			body := reportBody(map[string]any{"duration_seconds": 0})
+			if path == "/v1/exports" {
+				body = map[string]any{"format": "csv", "from": "2026-01-01", "to": "2026-01-01", "simulate": map[string]any{"duration_seconds": 0}}
+			}
+			r := ts.do(t, http.MethodPost, path, key, body)
+			if r.StatusCode != http.StatusAccepted {
+				t.Errorf("POST %s with a zero-length job: %d, want 202", path, r.StatusCode)
+			}
+		}
+	})
+
+	t.Run("R2_body_has_id_status_and_status_url_equal_to_Location", func(t *testing.T) {
+		key := slow.key(t)
+		r := slow.mustStart(t, key, "/v1/reports", reportBody(nil))
+		b := r.json(t)
+		if id, _ := b["id"].(string); !strings.HasPrefix(id, "job_") {
+			t.Errorf("id = %v", b["id"])
+		}
+		if st := b["status"]; st != "queued" && st != "processing" {
+			t.Errorf("status = %v, want a non-terminal status", st)
+		}
+		if b["status_url"] != r.Header.Get("Location") || r.Header.Get("Location") == "" {
+			t.Errorf("status_url %v != Location %q", b["status_url"], r.Header.Get("Location"))
+		}
+		if _, ok := b["estimated_seconds_remaining"].(float64); !ok {
+			t.Errorf("no estimated_seconds_remaining in %s", r.body)
+		}
+		slow.do(t, http.MethodDelete, r.Header.Get("Location"), key, nil)
+	})
+
+	t.Run("R3_Location_and_Retry_After_and_the_monitor_answers", func(t *testing.T) {
+		key := slow.key(t)
+		r := slow.mustStart(t, key, "/v1/reports", reportBody(nil))
+		if r.Header.Get("Retry-After") == "" {
+			t.Error("202 without Retry-After")
+		}
+		poll := slow.do(t, http.MethodGet, r.Header.Get("Location"), key, nil)
+		if poll.StatusCode != http.StatusOK {
+			t.Errorf("GET Location: %d, want 200", poll.StatusCode)
+		}
+		slow.do(t, http.MethodDelete, r.Header.Get("Location"), key, nil)
+	})
+
+	t.Run("R4_Retry_After_is_delay_seconds", func(t *testing.T) {
+		digits := regexp.MustCompile(`^[0-9]+$`)
+		key := slow.key(t)
+		for _, d := range []float64{0.2, 5, 90, 600} {
+			r := slow.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": d}))
+			if ra := r.Header.Get("Retry-After"); !digits.MatchString(ra) {
+				t.Errorf("duration %v: Retry-After %q is not delay-seconds", d, ra)
+			}
+			poll := slow.do(t, http.MethodGet, r.Header.Get("Location"), key, nil)
+			if ra := poll.Header.Get("Retry-After"); poll.StatusCode == 200 && !digits.MatchString(ra) {
+				t.Errorf("duration %v: poll Retry-After %q is not delay-seconds", d, ra)
+			}
+			slow.do(t, http.MethodDelete, r.Header.Get("Location"), key, nil)
+		}
+	})
+
+	t.Run("R5_bad_request_refused_and_no_job_created", func(t *testing.T) {
+		key := ts.key(t)
+		before, _ := ts.s.JobCount(context.Background())
+		cases := []struct {
+			name, path string
+			body       any
+			headers    []string
+			status     int
+			code       string
+		}{
+			{"malformed JSON", "/v1/reports", `{"from": "2026-01-01",`, nil, 400, problems.MalformedRequest},
+			{"not JSON at all", "/v1/exports", `format=csv`, nil, 400, problems.MalformedRequest},
+			{"wrong content type", "/v1/reports", `{"from":"2026-01-01","to":"2026-01-02"}`, []string{"Content-Type", "text/plain"}, 415, problems.UnsupportedMediaType},
+			{"missing field", "/v1/reports", map[string]any{"from": "2026-01-01"}, nil, 422, problems.ValidationFailed},
+			{"unknown field", "/v1/reports", map[string]any{"from": "2026-01-01", "to": "2026-01-02", "colour": "red"}, nil, 422, problems.ValidationFailed},
+			{"wrong type", "/v1/reports", map[string]any{"from": 20260101, "to": "2026-01-02"}, nil, 422, problems.ValidationFailed},
+			{"bad date", "/v1/reports", map[string]any{"from": "2026-02-30", "to": "2026-03-02"}, nil, 422, problems.ValidationFailed},
+			{"to before from", "/v1/reports", map[string]any{"from": "2026-03-01", "to": "2026-02-01"}, nil, 422, problems.ValidationFailed},
+			{"range too long", "/v1/exports", map[string]any{"format": "csv", "from": "2024-01-01", "to": "2026-01-01"}, nil, 422, problems.ValidationFailed},
+			{"bad enum", "/v1/exports", map[string]any{"format": "xml", "from": "2026-01-01", "to": "2026-01-02"}, nil, 422, problems.ValidationFailed},
+			{"duration out of range", "/v1/reports", reportBody(map[string]any{"duration_seconds": 601}), nil, 422, problems.ValidationFailed},
+			{"fail without code", "/v1/reports", reportBody(map[string]any{"outcome": "fail"}), nil, 422, problems.ValidationFailed},
+			{"code without fail", "/v1/reports", reportBody(map[string]any{"fail_code": "upstream_unavailable"}), nil, 422, problems.ValidationFailed},
+			{"unknown fail code", "/v1/reports", reportBody(map[string]any{"outcome": "fail", "fail_code": "not_a_code"}), nil, 422, problems.ValidationFailed},
+			{"oversize body", "/v1/reports", `{"title":"` + strings.Repeat("x", 70<<10) + `"}`, nil, 413, problems.RequestTooLarge},
+		}
+		for _, c := range cases {
+			r := ts.do(t, http.MethodPost, c.path, key, c.body, c.headers...)
+			if r.StatusCode != c.status {
+				t.Errorf("%s: %d, want %d\n%s", c.name, r.StatusCode, c.status, r.body)
+				continue
+			}
+			p := r.json(t)
+			if p["code"] != c.code {
+				t.Errorf("%s: code %v, want %s", c.name, p["code"], c.code)
+			}
+			if d, _ := p["detail"].(string); d == "" {
+				t.Errorf("%s: problem without a detail a person can act on: %s", c.name, r.body)
+			}
+		}
+		if after, _ := ts.s.JobCount(context.Background()); after != before {
+			t.Errorf("job count went from %d to %d after refused requests", before, after)
+		}
+	})
+
+	t.Run("R6_running_job_answers_200_with_Retry_After", func(t *testing.T) {
+		key := slow.key(t)
+		r := slow.mustStart(t, key, "/v1/exports", map[string]any{"format": "ndjson", "from": "2026-01-01", "to": "2026-01-31", "simulate": map[string]any{"duration_seconds": 30}})
+		time.Sleep(50 * time.Millisecond)
+		poll := slow.do(t, http.MethodGet, r.Header.Get("Location"), key, nil)
+		if poll.StatusCode != 200 || poll.Header.Get("Retry-After") == "" {
+			t.Errorf("mid-job poll: %d Retry-After %q", poll.StatusCode, poll.Header.Get("Retry-After"))
+		}
+		if cc := poll.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("Cache-Control %q, want no-store", cc)
+		}
+		slow.do(t, http.MethodDelete, r.Header.Get("Location"), key, nil)
+	})
+
+	t.Run("R7_one_closed_status_vocabulary_moving_forward", func(t *testing.T) {
+		spec := ts.s.API().OpenAPI()
+		job := spec.Components.Schemas.Map()["Job"]
+		var want []any
+		for _, s := range jobs.Statuses() {
+			want = append(want, string(s))
+		}
+		if got := job.Properties["status"].Enum; !reflect.DeepEqual(got, want) {
+			t.Errorf("spec enum %v, want %v", got, want)
+		}
+		// Many jobs with every outcome, polled to the end: statuses only move forward.
+		rank := map[string]int{"queued": 0, "processing": 1, "succeeded": 2, "failed": 2, "canceled": 2}
+		key := ts.key(t)
+		sims := []map[string]any{nil, {"outcome": "fail", "fail_code": "upstream_unavailable", "fail_at_percent": 60}, {"outcome": "crash"}, {"duration_seconds": 0}}
+		for i := range 12 {
+			r := ts.mustStart(t, key, "/v1/reports", reportBody(sims[i%len(sims)]))
+			last := -1
+			for _, p := range ts.mustFollow(t, key, r.Header.Get("Location")) {
+				st := p.json(t)["status"].(string)
+				if rank[st] < last {
+					t.Errorf("job went back to %s", st)
+				}
+				last = rank[st]
+			}
+		}
+	})
+
+	t.Run("R8_timestamps_progress_and_estimate", func(t *testing.T) {
+		key := ts.key(t)
+		r := ts.mustStart(t, key, "/v1/exports", map[string]any{"format": "csv", "from": "2025-01-01", "to": "2025-12-31", "simulate": map[string]any{"duration_seconds": 60}})
+		prev := -1.0
+		for _, p := range ts.mustFollow(t, key, r.Header.Get("Location")) {
+			b := p.json(t)
+			for _, f := range []string{"created_at", "updated_at"} {
+				if _, err := time.Parse(time.RFC3339Nano, b[f].(string)); err != nil {
+					t.Errorf("%s %v: %v", f, b[f], err)
+				}
+			}
+			pc := b["percent_complete"].(float64)
+			if pc < prev || pc < 0 || pc > 100 {
+				t.Errorf("percent_complete went from %v to %v", prev, pc)
+			}
+			prev = pc
+			if est, ok := b["estimated_seconds_remaining"].(float64); !ok || est < 0 {
+				t.Errorf("estimated_seconds_remaining = %v", b["estimated_seconds_remaining"])
+			}
+		}
+		if prev != 100 {
+			t.Errorf("final percent_complete %v, want 100", prev)
+		}
+	})
+
+	t.Run("R9_success_is_303_to_a_result_that_answers_200", func(t *testing.T) {
+		key := ts.key(t)
+		for _, start := range []struct {
+			path        string
+			body        any
+			contentType string
+		}{
+			{"/v1/reports", reportBody(nil), "application/json"},
+			{"/v1/exports", map[string]any{"format": "csv", "from": "2026-01-01", "to": "2026-01-10"}, "text/csv; charset=utf-8"},
+		} {
+			r := ts.mustStart(t, key, start.path, start.body)
+			polls := ts.mustFollow(t, key, r.Header.Get("Location"))
+			last := polls[len(polls)-1]
+			if last.StatusCode != http.StatusSeeOther {
+				t.Fatalf("%s: final poll %d, want 303", start.path, last.StatusCode)
+			}
+			loc := last.Header.Get("Location")
+			if loc == "" || loc != last.json(t)["result_url"] {
+				t.Errorf("303 Location %q, result_url %v", loc, last.json(t)["result_url"])
+			}
+			res := ts.do(t, http.MethodGet, loc, key, nil)
+			if res.StatusCode != 200 || res.Header.Get("Content-Type") != start.contentType {
+				t.Errorf("GET %s: %d %q", loc, res.StatusCode, res.Header.Get("Content-Type"))
+			}
+		}
+	})
+
+	t.Run("R10_failed_job_has_a_catalog_problem", func(t *testing.T) {
+		key := ts.key(t)
+		for _, code := range ts.s.Catalog().Deferred() {
+			e, _ := ts.s.Catalog().Entry(code)
+			r := ts.mustStart(t, key, "/v1/reports", reportBody(e.Scenario))
+			if code == problems.JobStalled {
+				continue // needs the clock moved: TestStalledJob
+			}
+			polls := ts.mustFollow(t, key, r.Header.Get("Location"))
+			b := polls[len(polls)-1].json(t)
+			if b["status"] != "failed" {
+				t.Errorf("%s: status %v, want failed", code, b["status"])
+				continue
+			}
+			p, _ := b["error"].(map[string]any)
+			if p == nil || p["code"] != code || p["title"] == "" || p["status"] == nil || p["job_id"] != b["id"] {
+				t.Errorf("%s: error = %v", code, b["error"])
+				continue
+			}
+			ts.checkCatalogProblem(t, p)
+		}
+	})
+
+	t.Run("R11_cancel_with_DELETE", func(t *testing.T) {
+		key := slow.key(t)
+		r := slow.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 60}))
+		loc := r.Header.Get("Location")
+		del := slow.do(t, http.MethodDelete, loc, key, nil)
+		if del.StatusCode != 200 || del.json(t)["status"] != "canceled" {
+			t.Fatalf("DELETE: %d %s", del.StatusCode, del.body)
+		}
+		if get := slow.do(t, http.MethodGet, loc, key, nil); get.json(t)["status"] != "canceled" {
+			t.Errorf("GET after cancel: %s", get.body)
+		}
+		again := slow.do(t, http.MethodDelete, loc, key, nil)
+		if again.StatusCode != http.StatusConflict || again.json(t)["code"] != problems.JobAlreadyFinished {
+			t.Errorf("second DELETE: %d %s", again.StatusCode, again.body)
+		}
+		// The result of a job that never succeeded is not there.
+		id := strings.TrimPrefix(del.json(t)["id"].(string), "job_")
+		if res := slow.do(t, http.MethodGet, "/v1/reports/rpt_"+id, key, nil); res.StatusCode != http.StatusConflict {
+			t.Errorf("GET result of cancelled job: %d, want 409 result_not_ready", res.StatusCode)
+		}
+	})
+
+	t.Run("R12_monitor_lives_through_retention_then_410", func(t *testing.T) {
+		fake := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+		fs := newSandbox(t, seen, withFakeClock(fake))
+		key := fs.key(t)
+		r := fs.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 0}))
+		loc := r.Header.Get("Location")
+		waitFor(t, func() bool { return fs.do(t, http.MethodGet, loc, key, nil).StatusCode == http.StatusSeeOther })
+		fake.Advance(23 * time.Hour)
+		fs.s.Engine().Sweep(context.Background())
+		if got := fs.do(t, http.MethodGet, loc, key, nil); got.StatusCode != http.StatusSeeOther {
+			t.Errorf("after 23 h: %d, want the job still there", got.StatusCode)
+		}
+		fake.Advance(time.Hour + time.Second)
+		fs.s.Engine().Sweep(context.Background())
+		got := fs.do(t, http.MethodGet, loc, key, nil)
+		if got.StatusCode != http.StatusGone || got.json(t)["code"] != problems.JobExpired {
+			t.Errorf("after 24 h: %d %s, want 410 job_expired", got.StatusCode, got.body)
+		}
+	})
+
+	t.Run("R13_stalled_job_is_failed_by_the_server", func(t *testing.T) {
+		fake := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+		fs := newSandbox(t, seen, withFakeClock(fake), withScale(1))
+		key := fs.key(t)
+		r := fs.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"outcome": "stall", "duration_seconds": 10}))
+		loc := r.Header.Get("Location")
+		// The worker reports its first step, then goes silent.
+		for i := 0; i < 100 && fs.do(t, http.MethodGet, loc, key, nil).json(t)["percent_complete"].(float64) == 0; i++ {
+			fake.Advance(2 * time.Second)
+			time.Sleep(5 * time.Millisecond)
+		}
+		fake.Advance(15 * time.Second)
+		fs.s.Engine().Sweep(context.Background())
+		if st := fs.do(t, http.MethodGet, loc, key, nil).json(t)["status"]; st != "processing" {
+			t.Fatalf("before twice the expected duration: %v, want processing", st)
+		}
+		fake.Advance(10 * time.Second)
+		fs.s.Engine().Sweep(context.Background())
+		b := fs.do(t, http.MethodGet, loc, key, nil).json(t)
+		p, _ := b["error"].(map[string]any)
+		if b["status"] != "failed" || p == nil || p["code"] != problems.JobStalled {
+			t.Fatalf("after the switch: %v", b)
+		}
+		fs.checkCatalogProblem(t, p)
+	})
+
+	t.Run("R14_other_key_gets_404_and_ids_are_unguessable", func(t *testing.T) {
+		a, b := ts.key(t), ts.key(t)
+		r := ts.mustStart(t, a, "/v1/reports", reportBody(nil))
+		loc := r.Header.Get("Location")
+		polls := ts.mustFollow(t, a, loc)
+		result := polls[len(polls)-1].Header.Get("Location")
+		for _, c := range []struct{ method, path string }{{"GET", loc}, {"DELETE", loc}, {"GET", result}} {
+			if got := ts.do(t, c.method, c.path, b, nil); got.StatusCode != http.StatusNotFound {
+				t.Errorf("key B %s %s: %d, want 404", c.method, c.path, got.StatusCode)
+			}
+		}
+		if got := ts.do(t, "GET", "/v1/jobs/job_aaaaaaaaaaaaaaaaaaaaaaaaaa", a, nil); got.StatusCode != http.StatusNotFound {
+			t.Errorf("unknown id: %d", got.StatusCode)
+		}
+		id := strings.TrimPrefix(r.json(t)["id"].(string), "job_")
+		if bits := len(id) * 5; bits < 128 {
+			t.Errorf("job id has %d bits of base32, want ≥128", bits)
+		}
+		if !jobs.ValidID("job_" + id) {
+			t.Errorf("id %q not valid", id)
+		}
+		for _, c := range []struct{ auth string }{{""}, {"Basic abc"}, {"Bearer sk_sandbox_nope"}} {
+			req := ts.do(t, "GET", loc, "", nil, "Authorization", c.auth)
+			if req.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(req.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("auth %q: %d WWW-Authenticate %q", c.auth, req.StatusCode, req.Header.Get("WWW-Authenticate"))
+			}
+		}
+	})
+
+	t.Run("R15_every_error_is_a_problem", func(t *testing.T) {
+		// do checks every error response of the suite; these are the ones
+		// the standard mux would otherwise answer in plain text.
+		key := ts.key(t)
+		if r := ts.do(t, http.MethodGet, "/v1/no-such-thing", key, nil); r.StatusCode != 404 {
+			t.Errorf("unknown path: %d", r.StatusCode)
+		}
+		r := ts.do(t, http.MethodPut, "/v1/reports", key, "{}")
+		if r.StatusCode != 405 || r.Header.Get("Allow") != "POST" {
+			t.Errorf("PUT /v1/reports: %d Allow %q", r.StatusCode, r.Header.Get("Allow"))
+		}
+		if r := ts.do(t, http.MethodGet, "/v1/jobs/not-an-id", key, nil); r.StatusCode != 422 {
+			t.Errorf("malformed id: %d", r.StatusCode)
+		}
+		// Polling far faster than allowed.
+		var limited response
+		for range 40 {
+			if limited = ts.do(t, http.MethodGet, "/v1/jobs/job_aaaaaaaaaaaaaaaaaaaaaaaaaa", key, nil); limited.StatusCode == 429 {
+				break
+			}
+		}
+		if limited.StatusCode != 429 || !regexp.MustCompile(`^[0-9]+$`).MatchString(limited.Header.Get("Retry-After")) {
+			t.Errorf("burst of polls: %d Retry-After %q, want 429 with delay-seconds", limited.StatusCode, limited.Header.Get("Retry-After"))
+		}
+	})
+
+	t.Run("R23_full_queue_answers_503_and_accepts_nothing", func(t *testing.T) {
+		full := newSandbox(t, seen, withScale(1), func(c *Config, _ *Deps) { c.Workers, c.QueueSize = 1, 2 })
+		key := full.key(t)
+		var accepted []string
+		var refused response
+		for range 6 {
+			r := full.do(t, http.MethodPost, "/v1/reports", key, reportBody(map[string]any{"duration_seconds": 300}))
+			if r.StatusCode == http.StatusAccepted {
+				accepted = append(accepted, r.Header.Get("Location"))
+				continue
+			}
+			refused = r
+			break
+		}
+		if refused.Response == nil || refused.StatusCode != http.StatusServiceUnavailable || refused.Header.Get("Retry-After") == "" {
+			t.Fatalf("after %d accepted: %v, want 503 with Retry-After", len(accepted), refused.Response)
+		}
+		if n, _ := full.s.JobCount(context.Background()); n != len(accepted) {
+			t.Errorf("%d jobs stored, %d accepted: the refused request created something", n, len(accepted))
+		}
+		// Everything accepted is still there and can be finished.
+		for _, loc := range accepted {
+			if r := full.do(t, http.MethodDelete, loc, key, nil); r.StatusCode != 200 {
+				t.Errorf("cancel %s: %d", loc, r.StatusCode)
+			}
+		}
+	})
+
+	t.Run("R16_catalog_and_problems_sent_match", func(t *testing.T) {
+		if len(seen.codes) == 0 {
+			t.Skip("R16 compares the catalog with the problems the other subtests saw: run the whole TestConformance")
+		}
+		// Keys beyond the per-address budget, for rate_limited on key creation.
+		for range 15 {
+			ts.do(t, http.MethodPost, "/v1/sandbox/keys", "", nil)
+		}
+		for _, e := range ts.s.Catalog().Entries() {
+			if !seen.codes[e.Code] {
+				t.Errorf("catalog entry %q was never triggered by a test", e.Code)
+			}
+		}
+		var types []string
+		for typ := range seen.types {
+			types = append(types, typ)
+		}
+		slices.Sort(types)
+		for _, typ := range types {
+			if !strings.HasPrefix(typ, "http://localhost:8080/errors#") {
+				t.Errorf("problem type %q is not a catalog URI", typ)
+			}
+		}
+	})
+}
+
+// waitFor polls cond for up to 5 s of real time.
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal(fmt.Errorf("condition not met in 5 s"))
+}
