@@ -33,7 +33,7 @@ vet:
 
 check-generated: ## Fail when committed generated files differ from what the code emits
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	$(GO) run ./sandbox openapi -out "$$tmp"; \
+	$(GO) run ./sandbox openapi -out "$$tmp" >/dev/null; \
 	for f in "$$tmp"/*; do \
 	  diff -u "generated/$$(basename "$$f")" "$$f" >/dev/null || { echo "generated/$$(basename "$$f") is out of date: run 'make generate' and commit"; diff -u "generated/$$(basename "$$f")" "$$f" | head -40; exit 1; }; \
 	done

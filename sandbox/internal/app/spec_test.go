@@ -1,0 +1,83 @@
+package app
+
+import (
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+	"strings"
+	"testing"
+)
+
+// TestSpecDocumentsEverything checks that every operation carries what a
+// newcomer needs, and that the 202s and 303 document their headers.
+func TestSpecDocumentsEverything(t *testing.T) {
+	ts := newSandbox(t, nil)
+	spec := ts.s.API().OpenAPI()
+	ops := 0
+	for path, item := range spec.Paths {
+		for method, op := range map[string]*huma.Operation{"GET": item.Get, "POST": item.Post, "PUT": item.Put, "PATCH": item.Patch, "DELETE": item.Delete} {
+			if op == nil {
+				continue
+			}
+			ops++
+			name := method + " " + path
+			if op.OperationID == "" || len(op.Tags) == 0 || op.Summary == "" || len(op.Description) < 60 {
+				t.Errorf("%s: needs operationId, tag, summary and a real description", name)
+			}
+			for status, r := range op.Responses {
+				if r.Description == "" {
+					t.Errorf("%s %s: response without description", name, status)
+				}
+				if strings.HasPrefix(status, "4") || strings.HasPrefix(status, "5") {
+					mt := r.Content["application/problem+json"]
+					if mt == nil || len(mt.Examples) == 0 {
+						t.Errorf("%s %s: problem response without application/problem+json examples", name, status)
+					}
+				}
+			}
+			if r := op.Responses["202"]; r != nil {
+				for _, h := range []string{"Location", "Retry-After"} {
+					if r.Headers[h] == nil {
+						t.Errorf("%s 202: %s not documented", name, h)
+					}
+				}
+				if mt := r.Content["application/json"]; mt == nil || len(mt.Examples) == 0 {
+					t.Errorf("%s 202: no example", name)
+				}
+				if op.RequestBody == nil || len(op.RequestBody.Content["application/json"].Examples) == 0 {
+					t.Errorf("%s: no request examples", name)
+				}
+			}
+		}
+	}
+	if ops < 8 {
+		t.Errorf("only %d operations in the spec", ops)
+	}
+	get := spec.Paths["/v1/jobs/{id}"].Get
+	if r := get.Responses["303"]; r == nil || r.Headers["Location"] == nil {
+		t.Error("getJob: 303 with Location not documented")
+	}
+}
+
+// TestSpecRequestExamplesAreAccepted sends every request example of the
+// spec: each must be a valid request (202), so the examples a try-it console
+// offers cannot drift from the validation rules.
+func TestSpecRequestExamplesAreAccepted(t *testing.T) {
+	ts := newSandbox(t, nil)
+	key := ts.key(t)
+	n := 0
+	for path, item := range ts.s.API().OpenAPI().Paths {
+		if item.Post == nil || item.Post.RequestBody == nil {
+			continue
+		}
+		for name, ex := range item.Post.RequestBody.Content["application/json"].Examples {
+			n++
+			if r := ts.do(t, http.MethodPost, path, key, ex.Value); r.StatusCode != http.StatusAccepted {
+				t.Errorf("POST %s with example %q: %d %s", path, name, r.StatusCode, r.body)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no request examples in the spec")
+	}
+}
