@@ -34,6 +34,7 @@ import (
 	"github.com/accepted-dev/accepted/site/internal/content"
 	"github.com/accepted-dev/accepted/site/internal/highlight"
 	"github.com/accepted-dev/accepted/site/internal/markdown"
+	"github.com/accepted-dev/accepted/site/internal/refpages"
 )
 
 // Config says where the inputs are and how the site is addressed.
@@ -216,6 +217,7 @@ func (b *builder) assets() error {
 	if err != nil {
 		return err
 	}
+	css = append(append(css, '\n'), refpages.CSS...)
 	css = append(append(css, '\n'), code...)
 	b.site = &components.Site{Name: b.cfg.Name, BaseURL: b.cfg.BaseURL, SandboxURL: b.cfg.SandboxURL, SearchIndex: searchIndexPlaceholder}
 	b.site.CSS = put("site.css", css)

@@ -185,7 +185,7 @@ func (b *builder) errorsPage() error {
 		p.layout.Body = placeholder("The error catalog has not been generated yet (generated/errors.json is missing).")
 		return nil
 	}
-	cat, err := errorspage.Load(data, b.hl)
+	cat, err := errorspage.Load(data, b.hl, b.md.Fragment)
 	if err != nil {
 		return err
 	}

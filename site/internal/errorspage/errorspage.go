@@ -27,9 +27,11 @@ type Problem struct {
 	Example     json.RawMessage `json:"example"`
 	Scenario    json.RawMessage `json:"scenario"`
 
-	// Filled by Load: highlighted JSON.
-	ExampleHTML  string `json:"-"`
-	ScenarioHTML string `json:"-"`
+	// Filled by Load: Description and Action as HTML, highlighted JSON.
+	DescriptionHTML string `json:"-"`
+	ActionHTML      string `json:"-"`
+	ExampleHTML     string `json:"-"`
+	ScenarioHTML    string `json:"-"`
 }
 
 // Catalog is errors.json.
@@ -38,8 +40,9 @@ type Catalog struct {
 	Problems []Problem `json:"problems"`
 }
 
-// Load parses errors.json and highlights the JSON of each entry.
-func Load(data []byte, hl *highlight.Highlighter) (*Catalog, error) {
+// Load parses errors.json, renders the Markdown of descriptions and actions
+// with text (a safe Markdown renderer) and highlights the JSON of each entry.
+func Load(data []byte, hl *highlight.Highlighter, text func(name, markdown string) (string, error)) (*Catalog, error) {
 	var c Catalog
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&c); err != nil {
@@ -59,6 +62,12 @@ func Load(data []byte, hl *highlight.Highlighter) (*Catalog, error) {
 			return nil, fmt.Errorf("errors.json: %s: type %q points at #%s, not at its own entry", p.Code, p.Type, frag)
 		}
 		var err error
+		if p.DescriptionHTML, err = text("errors.json "+p.Code, p.Description); err != nil {
+			return nil, err
+		}
+		if p.ActionHTML, err = text("errors.json "+p.Code, p.Action); err != nil {
+			return nil, err
+		}
 		if p.ExampleHTML, err = jsonHTML(hl, p.Example); err != nil {
 			return nil, fmt.Errorf("errors.json: %s example: %w", p.Code, err)
 		}

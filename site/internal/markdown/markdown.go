@@ -222,3 +222,18 @@ func (s *ids) Generate(value []byte, _ ast.NodeKind) []byte {
 }
 
 func (s *ids) Put(value []byte) { s.used[string(value)] = true }
+
+// Fragment renders a short text from a data file (a description in
+// errors.json, say) with the same safe rules as pages. A single paragraph
+// comes back without its <p>, so it can sit inside other markup.
+func (m *Markdown) Fragment(name, s string) (string, error) {
+	res, err := m.Render(name, []byte(s), Options{})
+	if err != nil {
+		return "", err
+	}
+	h := strings.TrimSpace(res.HTML)
+	if strings.HasPrefix(h, "<p>") && strings.HasSuffix(h, "</p>") && strings.Count(h, "<p>") == 1 {
+		h = h[3 : len(h)-4]
+	}
+	return h, nil
+}
