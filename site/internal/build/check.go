@@ -6,18 +6,23 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/html"
 )
 
 // Check runs every check over a built site and joins what they find.
 func Check(s *Site, base string) error {
+	scans := scanAll(s)
 	var all []string
-	all = append(all, CheckHTML(s)...)
-	all = append(all, CheckCSP(s)...)
-	all = append(all, CheckLinks(s, base)...)
+	for _, sc := range scans {
+		all = append(all, sc.html...)
+		all = append(all, sc.csp...)
+	}
+	all = append(all, checkLinks(s, scans, base)...)
 	if len(all) == 0 {
 		return nil
 	}
@@ -29,92 +34,190 @@ func Check(s *Site, base string) error {
 	return errors.New("checks failed:\n  " + strings.Join(all, "\n  "))
 }
 
-var voidElements = map[string]bool{
-	"area": true, "base": true, "br": true, "col": true, "embed": true, "hr": true, "img": true,
-	"input": true, "link": true, "meta": true, "source": true, "track": true, "wbr": true,
-}
-
 // CheckHTML reports markup that only parses thanks to the HTML parser's
 // error recovery: end tags that do not match, elements never closed,
 // duplicate ids, and pages without exactly one <main>, one <h1> and a
 // <title>.
 func CheckHTML(s *Site) []string {
 	var out []string
-	for _, name := range s.Pages {
-		for _, p := range checkPage(s.Files[name]) {
-			out = append(out, name+": "+p)
-		}
+	for _, sc := range scanAll(s) {
+		out = append(out, sc.html...)
 	}
 	return out
 }
 
-func checkPage(data []byte) []string {
+// CheckCSP reports what Content-Security-Policy: default-src 'self' would
+// block or what breaks the no-inline rule: style attributes, <style>
+// elements, event-handler attributes, scripts without src or with inline
+// code, javascript: URLs, and resources from another host.
+func CheckCSP(s *Site) []string {
 	var out []string
+	for _, sc := range scanAll(s) {
+		out = append(out, sc.csp...)
+	}
+	return out
+}
+
+// CheckLinks reports internal links that lead nowhere: every href and src
+// (and the search index <meta>) on every page must name a built file, and
+// every #fragment an id in that file. base is the URL path the site is
+// served under.
+func CheckLinks(s *Site, base string) []string {
+	return checkLinks(s, scanAll(s), base)
+}
+
+// pageScan is what one pass of the tokenizer learns about a page.
+type pageScan struct {
+	name      string
+	ids       map[string]bool
+	refs      []ref
+	html, csp []string
+}
+
+type ref struct{ tag, url string }
+
+func scanAll(s *Site) map[string]*pageScan {
+	out := make(map[string]*pageScan, len(s.Pages))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan string)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for name := range work {
+				sc := scanPage(name, s.Files[name])
+				mu.Lock()
+				out[name] = sc
+				mu.Unlock()
+			}
+		})
+	}
+	for _, name := range s.Pages {
+		work <- name
+	}
+	close(work)
+	wg.Wait()
+	return out
+}
+
+var voidElements = map[string]bool{
+	"area": true, "base": true, "br": true, "col": true, "embed": true, "hr": true, "img": true,
+	"input": true, "link": true, "meta": true, "source": true, "track": true, "wbr": true,
+}
+
+// resourceAttr names the attribute through which an element makes the
+// browser load something.
+var resourceAttr = map[string]string{
+	"script": "src", "img": "src", "iframe": "src", "source": "src", "audio": "src",
+	"video": "src", "embed": "src", "track": "src", "link": "href", "object": "data",
+}
+
+func scanPage(name string, data []byte) *pageScan {
+	sc := &pageScan{name: name, ids: map[string]bool{}}
+	htmlErr := func(format string, args ...any) { sc.html = append(sc.html, name+": "+fmt.Sprintf(format, args...)) }
+	cspErr := func(format string, args ...any) { sc.csp = append(sc.csp, name+": "+fmt.Sprintf(format, args...)) }
 	z := html.NewTokenizer(bytes.NewReader(data))
 	var stack []string
-	ids := map[string]bool{}
 	count := map[string]int{}
-	title := ""
-	inTitle := false
+	var title strings.Builder
 	sawDoctype := false
 	for {
 		tt := z.Next()
 		switch tt {
 		case html.ErrorToken:
 			if !errors.Is(z.Err(), io.EOF) {
-				out = append(out, "tokenizer: "+z.Err().Error())
+				htmlErr("tokenizer: %v", z.Err())
 			}
 			if len(stack) > 0 {
-				out = append(out, "unclosed elements: "+strings.Join(stack, " > "))
+				htmlErr("unclosed elements: %s", strings.Join(stack, " > "))
 			}
 			if !sawDoctype {
-				out = append(out, "no <!DOCTYPE html>")
+				htmlErr("no <!DOCTYPE html>")
 			}
-			for _, el := range []string{"main", "h1", "html", "head", "body"} {
+			for _, el := range []string{"main", "h1", "html", "head", "body", "title"} {
 				if count[el] != 1 {
-					out = append(out, fmt.Sprintf("%d <%s> elements, want 1", count[el], el))
+					htmlErr("%d <%s> elements, want 1", count[el], el)
 				}
 			}
-			if strings.TrimSpace(title) == "" {
-				out = append(out, "empty <title>")
+			if strings.TrimSpace(title.String()) == "" {
+				htmlErr("empty <title>")
 			}
-			return out
+			return sc
 		case html.DoctypeToken:
 			sawDoctype = true
 		case html.TextToken:
-			if inTitle {
-				title += string(z.Text())
+			if len(stack) > 0 {
+				switch stack[len(stack)-1] {
+				case "title":
+					title.Write(z.Text())
+				case "script":
+					if len(bytes.TrimSpace(z.Text())) > 0 {
+						cspErr("<script> has inline content")
+					}
+				}
 			}
 		case html.StartTagToken, html.SelfClosingTagToken:
 			tn, hasAttr := z.TagName()
 			tag := string(tn)
+			if tag == "title" && slices.Contains(stack, "svg") {
+				tag = "svg:title" // an SVG's accessible name, not the page's
+			}
 			count[tag]++
+			attrs := map[string]string{}
 			for hasAttr {
 				var k, v []byte
 				k, v, hasAttr = z.TagAttr()
-				if string(k) == "id" {
-					if ids[string(v)] {
-						out = append(out, fmt.Sprintf("duplicate id %q", v))
+				key := strings.ToLower(string(k))
+				val := string(v)
+				attrs[key] = val
+				switch {
+				case key == "id":
+					if sc.ids[val] {
+						htmlErr("duplicate id %q", val)
 					}
-					ids[string(v)] = true
+					sc.ids[val] = true
+				case key == "style":
+					cspErr("<%s> style attribute", tag)
+				case strings.HasPrefix(key, "on"):
+					cspErr("<%s> event-handler attribute %s", tag, key)
+				}
+				if key == "href" || key == "src" || key == "action" || key == "xlink:href" {
+					if strings.HasPrefix(strings.ToLower(strings.TrimSpace(val)), "javascript:") {
+						cspErr("<%s> javascript: URL", tag)
+					} else if key != "xlink:href" {
+						sc.refs = append(sc.refs, ref{tag, val})
+					}
+				}
+			}
+			if tag == "a" && attrs["name"] != "" {
+				sc.ids[attrs["name"]] = true
+			}
+			if tag == "meta" && attrs["name"] == "accepted-search" {
+				sc.refs = append(sc.refs, ref{tag, attrs["content"]})
+			}
+			if tag == "style" {
+				cspErr("<style> element (inline CSS)")
+			}
+			if tag == "script" && attrs["src"] == "" {
+				cspErr("<script> without src (inline script)")
+			}
+			if a, ok := resourceAttr[tag]; ok && attrs[a] != "" {
+				u, err := url.Parse(attrs[a])
+				if err != nil || u.Scheme != "" || u.Host != "" {
+					cspErr("<%s> loads %s from another origin", tag, attrs[a])
 				}
 			}
 			if tt == html.SelfClosingTagToken || voidElements[tag] {
 				continue
 			}
-			if tag == "title" {
-				inTitle = true
-			}
 			stack = append(stack, tag)
 		case html.EndTagToken:
 			tn, _ := z.TagName()
 			tag := string(tn)
-			if tag == "title" {
-				inTitle = false
+			if tag == "title" && slices.Contains(stack, "svg") {
+				tag = "svg:title"
 			}
 			if len(stack) == 0 || stack[len(stack)-1] != tag {
-				out = append(out, fmt.Sprintf("</%s> closes <%s>", tag, strings.Join(stack, " > ")))
-				// Recover by popping to the matching element, if any.
+				htmlErr("</%s> closes <%s>", tag, strings.Join(stack, " > "))
 				if i := slices.Index(stack, tag); i >= 0 {
 					stack = stack[:i]
 				}
@@ -125,138 +228,36 @@ func checkPage(data []byte) []string {
 	}
 }
 
-// CheckCSP reports what Content-Security-Policy: default-src 'self' would
-// block or what breaks the no-inline rule: style attributes, <style>
-// elements, event-handler attributes, scripts without src or with inline
-// code, javascript: URLs, and resources from another host.
-func CheckCSP(s *Site) []string {
-	var out []string
-	for _, name := range s.Pages {
-		doc, err := html.Parse(bytes.NewReader(s.Files[name]))
-		if err != nil {
-			out = append(out, name+": "+err.Error())
-			continue
-		}
-		for n := range doc.Descendants() {
-			if n.Type != html.ElementNode {
-				continue
-			}
-			where := name + ": <" + n.Data + ">"
-			if n.Data == "style" {
-				out = append(out, where+" element (inline CSS)")
-			}
-			if n.Data == "script" {
-				if attr(n, "src") == "" {
-					out = append(out, where+" without src (inline script)")
-				}
-				if n.FirstChild != nil {
-					out = append(out, where+" has inline content")
-				}
-			}
-			for _, a := range n.Attr {
-				k := strings.ToLower(a.Key)
-				switch {
-				case k == "style":
-					out = append(out, where+" style attribute")
-				case strings.HasPrefix(k, "on"):
-					out = append(out, where+" event-handler attribute "+k)
-				case (k == "href" || k == "src" || k == "action" || k == "xlink:href") &&
-					strings.HasPrefix(strings.ToLower(strings.TrimSpace(a.Val)), "javascript:"):
-					out = append(out, where+" javascript: URL")
-				}
-			}
-			// Resources the browser fetches must come from our own origin.
-			if src := resourceURL(n); src != "" {
-				u, err := url.Parse(src)
-				if err != nil || u.Scheme != "" || u.Host != "" {
-					out = append(out, where+" loads "+src+" from another origin")
-				}
-			}
-		}
-	}
-	return out
-}
-
-// resourceURL is the URL an element makes the browser load, if any.
-func resourceURL(n *html.Node) string {
-	switch n.Data {
-	case "script", "img", "iframe", "source", "audio", "video", "embed", "track":
-		return attr(n, "src")
-	case "link":
-		return attr(n, "href")
-	case "object":
-		return attr(n, "data")
-	}
-	return ""
-}
-
-func attr(n *html.Node, key string) string {
-	for _, a := range n.Attr {
-		if a.Key == key {
-			return a.Val
-		}
-	}
-	return ""
-}
-
-// CheckLinks reports internal links that lead nowhere: every href and src
-// (and the search index <meta>) on every page must name a built file, and
-// every #fragment an id in that file. base is the URL path the site is
-// served under.
-func CheckLinks(s *Site, base string) []string {
-	ids := map[string]map[string]bool{}
-	docs := map[string]*html.Node{}
-	for _, name := range s.Pages {
-		doc, err := html.Parse(bytes.NewReader(s.Files[name]))
-		if err != nil {
-			continue // reported by CheckCSP
-		}
-		docs[name] = doc
-		set := map[string]bool{}
-		for n := range doc.Descendants() {
-			if n.Type == html.ElementNode {
-				if id := attr(n, "id"); id != "" {
-					set[id] = true
-				}
-				if n.Data == "a" && attr(n, "name") != "" {
-					set[attr(n, "name")] = true
-				}
-			}
-		}
-		ids[name] = set
-	}
+func checkLinks(s *Site, scans map[string]*pageScan, base string) []string {
 	origin, _ := url.Parse("http://site.invalid")
+	// Links that start with "/" resolve the same from every page (the
+	// sidebar and header repeat them on every page): check each once.
+	cache := map[string]string{}
 	var out []string
 	for _, name := range s.Pages {
-		doc := docs[name]
-		if doc == nil {
-			continue
-		}
+		sc := scans[name]
 		pageURL := origin.ResolveReference(&url.URL{Path: base + strings.TrimSuffix(name, "index.html")})
-		for n := range doc.Descendants() {
-			if n.Type != html.ElementNode {
-				continue
+		for _, r := range sc.refs {
+			msg, ok := "", false
+			rooted := strings.HasPrefix(r.url, "/") && !strings.HasPrefix(r.url, "//")
+			if rooted {
+				msg, ok = cache[r.url]
 			}
-			var refs []string
-			for _, a := range n.Attr {
-				if a.Key == "href" || a.Key == "src" || a.Key == "action" {
-					refs = append(refs, a.Val)
+			if !ok {
+				msg = checkRef(s, scans, pageURL, origin, base, r.url)
+				if rooted {
+					cache[r.url] = msg
 				}
 			}
-			if n.Data == "meta" && attr(n, "name") == "accepted-search" {
-				refs = append(refs, attr(n, "content"))
-			}
-			for _, ref := range refs {
-				if msg := checkRef(s, ids, pageURL, origin, base, name, ref); msg != "" {
-					out = append(out, fmt.Sprintf("%s: <%s> %q: %s", name, n.Data, ref, msg))
-				}
+			if msg != "" {
+				out = append(out, fmt.Sprintf("%s: <%s> %q: %s", name, r.tag, r.url, msg))
 			}
 		}
 	}
 	return out
 }
 
-func checkRef(s *Site, ids map[string]map[string]bool, pageURL, origin *url.URL, base, page, ref string) string {
+func checkRef(s *Site, scans map[string]*pageScan, pageURL, origin *url.URL, base, ref string) string {
 	u, err := url.Parse(strings.TrimSpace(ref))
 	if err != nil {
 		return err.Error()
@@ -281,11 +282,11 @@ func checkRef(s *Site, ids map[string]map[string]bool, pageURL, origin *url.URL,
 	if abs.Fragment == "" {
 		return ""
 	}
-	set, ok := ids[file]
+	target, ok := scans[file]
 	if !ok {
 		return "#" + abs.Fragment + " into a file that is not a page"
 	}
-	if !set[abs.Fragment] {
+	if !target.ids[abs.Fragment] {
 		return "no element with id " + abs.Fragment + " in " + file
 	}
 	return ""
