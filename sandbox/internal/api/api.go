@@ -61,6 +61,10 @@ type Deps struct {
 	Limiter Limiter
 	// Retention is how long finished jobs stay readable (documented in the spec).
 	Retention time.Duration
+	// Idempotency may be nil: Idempotency-Key is then ignored.
+	Idempotency Idempotency
+	// IdempotencyTTL is how long keys are kept (documented in the spec).
+	IdempotencyTTL time.Duration
 }
 
 type handlers struct {
@@ -114,7 +118,7 @@ func Register(api huma.API, d Deps) {
 		return problemFromHuma(d.Catalog, status, msg, errs)
 	}
 	h := &handlers{d}
-	api.UseMiddleware(h.authenticate(api), h.rateLimit(api))
+	api.UseMiddleware(h.authenticate(api), h.rateLimit(api), h.idempotent(api))
 	h.registerKeys(api)
 	h.registerJobs(api)
 	h.registerReports(api)

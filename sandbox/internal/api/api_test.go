@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/humatest"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
+	"github.com/accepted-dev/accepted/sandbox/internal/idempotency"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/keys"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
@@ -116,5 +119,53 @@ func TestAuthenticate(t *testing.T) {
 				t.Errorf("%q: %s / %q", c.header, r.Body, r.Header().Get("WWW-Authenticate"))
 			}
 		}
+	}
+}
+
+// blockingEngine holds Submit until released, so a request can be kept in
+// flight for as long as a test needs.
+type blockingEngine struct {
+	stubEngine
+	entered, release chan struct{}
+}
+
+func (b blockingEngine) Submit(ctx context.Context, s jobs.Spec) (jobs.Job, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	now := time.Now()
+	return jobs.Job{ID: "job_abc", Kind: s.Kind, Status: jobs.StatusQueued, CreatedAt: now, UpdatedAt: now}, nil
+}
+
+// TestIdempotencyInFlight is R19 made deterministic: while the first request
+// with a key is inside the handler, a second one with the same key gets 409
+// idempotency_key_in_use; once the first answered, the second replays it.
+func TestIdempotencyInFlight(t *testing.T) {
+	engine := blockingEngine{entered: make(chan struct{}), release: make(chan struct{})}
+	_, hapi := humatest.New(t, Config("test", "1"))
+	reg := keys.NewRegistry(10, time.Now)
+	key, _, _ := reg.Issue()
+	Register(hapi, Deps{
+		Engine: engine, Keys: reg, Catalog: problems.New("https://docs.example"), Clock: clock.Real(),
+		Logger: slog.New(slog.DiscardHandler), Scale: 1, Retention: time.Hour,
+		Idempotency: idempotency.NewMemory(idempotency.Config{}), IdempotencyTTL: 24 * time.Hour,
+	})
+	body := `{"from":"2026-01-01","to":"2026-01-02"}`
+	send := func() *httptest.ResponseRecorder {
+		return hapi.Do("POST", "/v1/reports", "Authorization: Bearer "+key, "Idempotency-Key: k1", strings.NewReader(body))
+	}
+	first := make(chan *httptest.ResponseRecorder)
+	go func() { first <- send() }()
+	<-engine.entered
+	second := send()
+	var p problems.Problem
+	_ = json.Unmarshal(second.Body.Bytes(), &p)
+	if second.Code != http.StatusConflict || p.Code != problems.IdempotencyKeyInUse || second.Header().Get("Retry-After") == "" {
+		t.Errorf("while in flight: %d %s", second.Code, second.Body)
+	}
+	close(engine.release)
+	r1 := <-first
+	r3 := send()
+	if r1.Code != 202 || r3.Code != 202 || r1.Body.String() != r3.Body.String() || r3.Header().Get("Idempotent-Replayed") != "true" {
+		t.Errorf("after: first %d, replay %d %q\n%s\n%s", r1.Code, r3.Code, r3.Header().Get("Idempotent-Replayed"), r1.Body, r3.Body)
 	}
 }

@@ -98,7 +98,7 @@ func (h *handlers) addRequestExamples(op *huma.Operation, base map[string]any) {
 		return b
 	}
 	mt.Examples = map[string]*huma.Example{
-		"succeed": {Summary: "A normal run that succeeds", Value: with(nil)},
+		"default": {Summary: "A normal run that succeeds", Value: with(nil)},
 		"slow":    {Summary: "A slow run (60 simulated seconds)", Value: with(map[string]any{"duration_seconds": 60})},
 	}
 	for _, code := range h.Catalog.Deferred() {

@@ -86,6 +86,7 @@ type AcceptedOutput struct {
 	Location     string `header:"Location" doc:"The status monitor: GET it to follow the job. The same URL as status_url."`
 	RetryAfter   string `header:"Retry-After" doc:"Seconds to wait before the first poll."`
 	CacheControl string `header:"Cache-Control" doc:"no-store."`
+	Replayed     string `header:"Idempotent-Replayed" doc:"true when this answer is a replay of an earlier request with the same Idempotency-Key; absent otherwise." enum:"true"`
 	Body         Job
 }
 
@@ -97,12 +98,14 @@ func (h *handlers) startOperation(api huma.API, op *huma.Operation) {
 	op.DefaultStatus = http.StatusAccepted
 	op.Security = []map[string][]string{{bearerScheme: {}}}
 	op.MaxBodyBytes = 64 << 10
-	op.Metadata = map[string]any{policyKey: PolicyStart}
+	op.Metadata = map[string]any{policyKey: PolicyStart, idempotentKey: true}
+	op.Parameters = append(op.Parameters, idempotencyParam(fmt.Sprintf("%g hours", h.IdempotencyTTL.Hours())))
 	op.Description += "\n\nAnswers **202 Accepted** at once, even when the work could finish immediately, with the job in the body, " +
 		"its status monitor in `Location`, and `Retry-After`. A request that fails validation is refused with a problem and no job is created. " +
 		"When the work queue is full the answer is 503 with `Retry-After`, and nothing is created. Bodies are limited to 64 KiB."
 	h.documentProblems(api, op, problems.MalformedRequest, problems.Unauthorized, problems.RequestTooLarge,
-		problems.UnsupportedMediaType, problems.ValidationFailed, problems.RateLimited, problems.QueueFull)
+		problems.UnsupportedMediaType, problems.ValidationFailed, problems.RateLimited, problems.QueueFull,
+		problems.IdempotencyKeyInvalid, problems.IdempotencyKeyInUse, problems.IdempotencyKeyReused)
 }
 
 // accept submits a job and writes the 202.

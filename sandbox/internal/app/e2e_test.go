@@ -210,3 +210,19 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// TestKeyCreationIsLimitedPerAddress uses the default policies: a client
+// address gets a burst of keys, then 429 with Retry-After.
+func TestKeyCreationIsLimitedPerAddress(t *testing.T) {
+	ts := newSandbox(t, nil, func(_ *Config, d *Deps) { d.Policies = DefaultPolicies() })
+	for i := range 30 {
+		r := ts.do(t, http.MethodPost, "/v1/sandbox/keys", "", nil)
+		if r.StatusCode == http.StatusTooManyRequests {
+			if i < 10 || r.Header.Get("Retry-After") == "" {
+				t.Errorf("refused after %d keys, Retry-After %q", i, r.Header.Get("Retry-After"))
+			}
+			return
+		}
+	}
+	t.Error("30 keys in a row from one address were all issued")
+}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accepted-dev/accepted/sandbox/internal/api"
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 )
 
@@ -56,7 +57,15 @@ func testConfig() Config {
 func newSandbox(t testing.TB, seen *problemLog, opts ...func(*Config, *Deps)) *testSandbox {
 	t.Helper()
 	cfg := testConfig()
-	d := Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// Tests make many keys from one address; the key policy is loosened so
+	// that only the limits a test is about can get in its way.
+	policies := DefaultPolicies()
+	for i := range policies {
+		if policies[i].Name == api.PolicyKeys {
+			policies[i].Burst = 10000
+		}
+	}
+	d := Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: policies}
 	for _, o := range opts {
 		o(&cfg, &d)
 	}
@@ -200,6 +209,16 @@ func reportBody(sim map[string]any) map[string]any {
 		b["simulate"] = sim
 	}
 	return b
+}
+
+// mustStartWith is mustStart with extra request headers.
+func (ts *testSandbox) mustStartWith(t testing.TB, key, path string, body any, headers ...string) response {
+	t.Helper()
+	r := ts.do(t, http.MethodPost, path, key, body, headers...)
+	if r.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST %s: %d, want 202\n%s", path, r.StatusCode, r.body)
+	}
+	return r
 }
 
 // mustStart starts a report (or another flow's POST) and checks the 202.

@@ -24,6 +24,7 @@ import (
 	"github.com/accepted-dev/accepted/sandbox/internal/api"
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/exports"
+	"github.com/accepted-dev/accepted/sandbox/internal/idempotency"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/keys"
 	"github.com/accepted-dev/accepted/sandbox/internal/memstore"
@@ -104,12 +105,16 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, fmt.Errorf("building the rate limiter: %w", err)
 	}
 
+	const idempotencyTTL = 24 * time.Hour
+	idem := idempotency.NewMemory(idempotency.Config{TTL: idempotencyTTL, Clock: d.Clock, Logger: d.Logger.With("component", "idempotency")})
+
 	mux := http.NewServeMux()
 	s.api = humago.New(mux, api.Config("Accepted sandbox", Version))
 	api.Register(s.api, api.Deps{
 		Engine: engine, Keys: keys.NewRegistry(cfg.MaxKeys, d.Clock.Now), Catalog: s.catalog,
 		Clock: d.Clock, Logger: d.Logger.With("component", "api"), Scale: cfg.TimeScale,
 		Limiter: s.limiter, Retention: cfg.Retention,
+		Idempotency: idem, IdempotencyTTL: idempotencyTTL,
 	})
 	mux.HandleFunc("GET /healthz", s.healthz)
 	s.handler = s.routes(mux, d.Site)

@@ -66,6 +66,10 @@ const (
 	RateLimited          = "rate_limited"
 	InternalError        = "internal_error"
 
+	IdempotencyKeyInvalid = "idempotency_key_invalid"
+	IdempotencyKeyInUse   = "idempotency_key_in_use"
+	IdempotencyKeyReused  = "idempotency_key_reused"
+
 	JobStalled          = "job_stalled"
 	UpstreamUnavailable = "upstream_unavailable"
 	SourceDataInvalid   = "source_data_invalid"
@@ -110,6 +114,15 @@ func entries() []Entry {
 		{Code: RateLimited, Status: http.StatusTooManyRequests, Title: "Too many requests", When: Immediate, Retryable: true,
 			Description: "This API key (or, for key creation, this client address) sent more requests than its policy allows.",
 			Action:      "Wait the number of seconds in `Retry-After`. While polling, honour the `Retry-After` of each status response instead of polling in a tight loop."},
+		{Code: IdempotencyKeyInvalid, Status: http.StatusBadRequest, Title: "Invalid Idempotency-Key", When: Immediate,
+			Description: "The Idempotency-Key header is empty, longer than 255 characters, or holds characters other than printable ASCII. Nothing was created.",
+			Action:      "Send 1 to 255 printable ASCII characters; a random UUID per logical request is the usual choice."},
+		{Code: IdempotencyKeyInUse, Status: http.StatusConflict, Title: "Idempotency-Key in use", When: Immediate, Retryable: true,
+			Description: "An earlier request with this Idempotency-Key is still being handled, so this one was not started (it would have become a duplicate).",
+			Action:      "Wait for the first request's answer; a retry with the same key after that replays it."},
+		{Code: IdempotencyKeyReused, Status: http.StatusUnprocessableEntity, Title: "Idempotency-Key reused with a different request", When: Immediate,
+			Description: "This Idempotency-Key was already used for a request with another body or URL. Replaying the first answer would be wrong, and starting a new job would break the key's promise.",
+			Action:      "Use a new key for each new request; reuse a key only to retry exactly the same request."},
 		{Code: InternalError, Status: http.StatusInternalServerError, Title: "Internal error", When: Deferred, Retryable: true,
 			Description: "The worker running the job crashed. As a response to a request this means a bug in the sandbox; inside a failed job it is the deferred failure most services meet sooner or later.",
 			Action:      "Start the job again. If it keeps failing, send the job id to support: it identifies the run in the server's logs.",

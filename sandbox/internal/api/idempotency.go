@@ -1,0 +1,157 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/accepted-dev/accepted/sandbox/internal/idempotency"
+	"github.com/accepted-dev/accepted/sandbox/internal/problems"
+)
+
+// Idempotency remembers Idempotency-Key requests (IETF draft, Stripe practice).
+type Idempotency interface {
+	Begin(ctx context.Context, owner, key string, fingerprint [32]byte) (idempotency.Outcome, error)
+	Complete(ctx context.Context, owner, key string, resp idempotency.Response) error
+	Abandon(ctx context.Context, owner, key string) error
+}
+
+// idempotentKey marks, in an operation's metadata, that it honours Idempotency-Key.
+const idempotentKey = "idempotent"
+
+// maxIdempotentBody bounds the body read to fingerprint a request; the
+// operation's own MaxBodyBytes is smaller, so nothing valid is cut.
+const maxIdempotentBody = 1 << 20
+
+// idempotencyParam documents the header on operations that honour it.
+func idempotencyParam(keep string) *huma.Param {
+	return &huma.Param{
+		Name: idempotency.KeyHeader, In: "header",
+		Description: "A key of your choosing (1 to 255 printable ASCII characters, such as a UUID) that makes retrying this POST safe: " +
+			"the same key with the same body replays the first response (the same job, marked `Idempotent-Replayed: true`) instead of starting another job. " +
+			"The same key with a different body is refused with 422 `idempotency_key_reused`; while the first request is still being handled, with 409 `idempotency_key_in_use`. " +
+			"Keys belong to your API key and are kept for " + keep + ".",
+		Schema:  &huma.Schema{Type: "string", MinLength: ptr(1), MaxLength: ptr(255)},
+		Example: "4f0b6a4e-8d1c-4d8e-9b8a-2f3c5d6e7f80",
+	}
+}
+
+// idempotent makes an operation honour Idempotency-Key: it replays stored
+// answers, refuses reuse with another body and concurrent reuse, and stores
+// the first 2xx answer. Error answers are not stored, so a client can retry
+// a refused request (a full queue, a validation error) with the same key.
+func (h *handlers) idempotent(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		raw := ctx.Header(idempotency.KeyHeader)
+		if on, _ := ctx.Operation().Metadata[idempotentKey].(bool); !on || raw == "" || h.Idempotency == nil {
+			next(ctx)
+			return
+		}
+		instance := ctx.URL().Path
+		key, err := idempotency.ParseKeyHeader(raw)
+		if err != nil {
+			_ = writeProblem(api, ctx, h.Catalog.New(problems.IdempotencyKeyInvalid, err.Error()).WithInstance(instance))
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(ctx.BodyReader(), maxIdempotentBody+1))
+		if err != nil {
+			_ = writeProblem(api, ctx, h.Catalog.New(problems.MalformedRequest, "The request body could not be read: "+err.Error()).WithInstance(instance))
+			return
+		}
+		if len(body) > maxIdempotentBody {
+			_ = writeProblem(api, ctx, h.Catalog.New(problems.RequestTooLarge, "The request body is larger than this operation accepts.").WithInstance(instance))
+			return
+		}
+		who := owner(ctx.Context())
+		out, err := h.Idempotency.Begin(ctx.Context(), who, key, idempotency.Fingerprint(ctx.Method(), instance, body))
+		if err != nil {
+			_ = writeProblem(api, ctx, h.idempotencyProblem(err).WithInstance(instance))
+			return
+		}
+		if out.Replayed {
+			for k, vs := range out.Response.Header {
+				for _, v := range vs {
+					ctx.AppendHeader(k, v)
+				}
+			}
+			ctx.SetHeader(idempotency.ReplayedHeader, "true")
+			ctx.SetStatus(out.Response.Status)
+			_, _ = ctx.BodyWriter().Write(out.Response.Body)
+			return
+		}
+		rec := &recordingContext{humaContext: ctx, body: bytes.NewReader(body), header: http.Header{}}
+		completed := false
+		defer func() {
+			// Runs even if the handler panics, so the key is not left blocked.
+			if !completed {
+				_ = h.Idempotency.Abandon(context.WithoutCancel(ctx.Context()), who, key)
+			}
+		}()
+		next(rec)
+		if rec.status >= 200 && rec.status < 300 {
+			resp := idempotency.Response{Status: rec.status, Header: rec.header, Body: rec.out.Bytes()}
+			if err := h.Idempotency.Complete(context.WithoutCancel(ctx.Context()), who, key, resp); err != nil {
+				h.Logger.WarnContext(ctx.Context(), "idempotent response not stored", "err", err)
+			} else {
+				completed = true
+			}
+		}
+	}
+}
+
+func (h *handlers) idempotencyProblem(err error) *problems.Problem {
+	switch {
+	case errors.Is(err, idempotency.ErrKeyInvalid):
+		return h.Catalog.New(problems.IdempotencyKeyInvalid, err.Error())
+	case errors.Is(err, idempotency.ErrInFlight):
+		return h.Catalog.New(problems.IdempotencyKeyInUse, "A request with this Idempotency-Key is still being handled. Wait for its answer, then retry with the same key to get it again.").
+			WithHeader("Retry-After", "1")
+	case errors.Is(err, idempotency.ErrMismatch):
+		return h.Catalog.New(problems.IdempotencyKeyReused, "This Idempotency-Key was already used with a different request body or URL. Use a new key for a new request.")
+	case errors.Is(err, idempotency.ErrOwnerFull):
+		return h.Catalog.New(problems.RateLimited, "This API key holds as many Idempotency-Keys as it may; they expire after 24 h.").WithHeader("Retry-After", "60")
+	case errors.Is(err, idempotency.ErrStoreFull):
+		return h.Catalog.New(problems.QueueFull, "The sandbox cannot remember more Idempotency-Keys right now.").WithHeader("Retry-After", "60")
+	}
+	return h.Catalog.New(problems.InternalError, fmt.Sprintf("Idempotency check failed: %v", err))
+}
+
+// humaContext lets recordingContext embed huma.Context, whose Context
+// method would clash with an embedded field of that name.
+type humaContext = huma.Context
+
+// recordingContext passes a request through while keeping a copy of the
+// answer, and serves the already-read body again.
+type recordingContext struct {
+	humaContext
+	body   io.Reader
+	status int
+	header http.Header
+	out    bytes.Buffer
+}
+
+func (c *recordingContext) BodyReader() io.Reader { return c.body }
+
+func (c *recordingContext) SetStatus(code int) {
+	c.status = code
+	c.humaContext.SetStatus(code)
+}
+
+func (c *recordingContext) SetHeader(name, value string) {
+	c.header.Set(name, value)
+	c.humaContext.SetHeader(name, value)
+}
+
+func (c *recordingContext) AppendHeader(name, value string) {
+	c.header.Add(name, value)
+	c.humaContext.AppendHeader(name, value)
+}
+
+func (c *recordingContext) BodyWriter() io.Writer {
+	return io.MultiWriter(c.humaContext.BodyWriter(), &c.out)
+}
