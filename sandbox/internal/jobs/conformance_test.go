@@ -180,14 +180,22 @@ func testForwardOnly(t *testing.T) {
 func testProgress(t *testing.T) {
 	steps := make(chan int)
 	work := func(ctx context.Context, _ jobs.Job, progress jobs.Progress) ([]byte, error) {
-		for p := range steps {
-			if err := progress(p, fmt.Sprintf("at %d", p)); err != nil {
-				return nil, err
+		for {
+			select {
+			case p, ok := <-steps:
+				if !ok {
+					return []byte("done"), nil
+				}
+				if err := progress(p, fmt.Sprintf("at %d", p)); err != nil {
+					return nil, err
+				}
+			case <-ctx.Done():
+				return nil, context.Cause(ctx)
 			}
 		}
-		return []byte("done"), nil
 	}
-	e := newEngine(t, work)
+	// Watch before Start, so the snapshot is queued and processing arrives as an update.
+	e := newUnstartedEngine(t, work)
 	const expected = 10 * time.Second
 	j := mustSubmit(t, e, ownerA, expected)
 	if got := j.Remaining(e.clk.Now()); got != expected {
@@ -198,6 +206,7 @@ func testProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
+	e.Start(context.Background())
 	next := func() jobs.Job {
 		t.Helper()
 		select {
