@@ -786,6 +786,16 @@ func TestCloseLeavesNothingBehind(t *testing.T) {
 	t.Fatalf("%d goroutines after Close, %d before:\n%s", now, base, buf[:runtime.Stack(buf, true)])
 }
 
+func TestSubmitAfterStartCtxEnds(t *testing.T) {
+	e := newUnstartedEngine(t, succeedAtOnce)
+	ctx, cancel := context.WithCancel(context.Background())
+	e.Start(ctx)
+	cancel()
+	if _, err := e.Submit(context.Background(), jobs.Spec{Kind: kindTest, Owner: ownerA}); !errors.Is(err, jobs.ErrClosed) {
+		t.Fatalf("Submit after Start's ctx ended: %v, want ErrClosed", err)
+	}
+}
+
 func BenchmarkSubmit(b *testing.B) {
 	e := newUnstartedEngine(b, succeedAtOnce, func(c *jobs.Config) { c.QueueSize = b.N + 1 })
 	ctx := context.Background()
@@ -818,4 +828,26 @@ func BenchmarkGet(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkThroughput measures jobs per second from Submit to a terminal
+// state with instant Work: the engine's own overhead per job.
+func BenchmarkThroughput(b *testing.B) {
+	e := newEngine(b, succeedAtOnce, func(c *jobs.Config) { c.QueueSize = b.N + 1; c.Workers = 64 })
+	ctx := context.Background()
+	spec := jobs.Spec{Kind: kindTest, Owner: ownerA, Expected: time.Second}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var last string
+	for range b.N {
+		j, err := e.Submit(ctx, spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		last = j.ID
+	}
+	for st := e.Stats(); st.Queued+st.Running > 0; st = e.Stats() {
+		time.Sleep(100 * time.Microsecond)
+	}
+	mustTerminal(b, e, ownerA, last)
 }

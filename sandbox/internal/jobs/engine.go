@@ -113,7 +113,8 @@ type Engine struct {
 	reserved int // queue slots taken
 	running  map[string]context.CancelCauseFunc
 	stop     context.CancelCauseFunc
-	wg       sync.WaitGroup // workers and sweeper
+	runCtx   context.Context // Start's ctx; once it ends no worker is left to run a job
+	wg       sync.WaitGroup  // workers and sweeper
 
 	wmu         sync.Mutex
 	watchers    map[string]map[*watcher]struct{}
@@ -183,7 +184,7 @@ func (e *Engine) Start(ctx context.Context) {
 	}
 	e.started = true
 	runCtx, stop := context.WithCancelCause(ctx)
-	e.stop = stop
+	e.stop, e.runCtx = stop, runCtx
 	for range e.workers {
 		e.wg.Go(func() { e.worker(runCtx) })
 	}
@@ -244,7 +245,9 @@ func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 }
 
-// Submit accepts a job. It reserves a queue slot first, so a job that is
+// Submit accepts a job, or answers ErrClosed after Close or once Start's
+// ctx has ended, ErrQueueFull when the queue is full, ErrUnknownKind for a
+// kind without Work. It reserves a queue slot first, so a job that is
 // accepted always has room to run and nothing accepted is lost; then it
 // creates the job in the store and enqueues it. ctx bounds only the store
 // write: the job itself runs on the engine's context.
@@ -262,6 +265,12 @@ func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 	defer e.submitMu.RUnlock()
 	if e.closed {
 		return Job{}, ErrClosed
+	}
+	e.mu.Lock()
+	runCtx := e.runCtx
+	e.mu.Unlock()
+	if runCtx != nil && runCtx.Err() != nil { // Start's ctx ended without Close: nobody would run it
+		return Job{}, fmt.Errorf("jobs: submit: engine context ended: %w", ErrClosed)
 	}
 	if !e.reserve() {
 		return Job{}, ErrQueueFull
