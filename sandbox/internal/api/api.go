@@ -32,6 +32,7 @@ type Engine interface {
 	Submit(ctx context.Context, s jobs.Spec) (jobs.Job, error)
 	Get(ctx context.Context, owner, id string) (jobs.Job, error)
 	Cancel(ctx context.Context, owner, id string) (jobs.Job, error)
+	Watch(ctx context.Context, owner, id string) (current jobs.Job, updates <-chan jobs.Job, stop func(), err error)
 	QueueRetryAfter() time.Duration
 }
 
@@ -46,6 +47,8 @@ type Keys interface {
 type Limiter interface {
 	Allow(key, policy string) (ratelimit.Decision, error)
 	Policy(name string) (ratelimit.Policy, bool)
+	// Acquire takes one of the key's concurrent-stream slots.
+	Acquire(key string) (release func(), ok bool)
 }
 
 // Deps are what the operations need.
@@ -121,6 +124,7 @@ func Register(api huma.API, d Deps) {
 	api.UseMiddleware(h.authenticate(api), h.rateLimit(api), h.idempotent(api))
 	h.registerKeys(api)
 	h.registerJobs(api)
+	h.registerEvents(api)
 	h.registerReports(api)
 	h.registerExports(api)
 	h.addJobExamples(api)

@@ -31,6 +31,9 @@ func (s stubEngine) Cancel(context.Context, string, string) (jobs.Job, error) {
 	return jobs.Job{}, s.err
 }
 func (s stubEngine) QueueRetryAfter() time.Duration { return 7 * time.Second }
+func (s stubEngine) Watch(context.Context, string, string) (jobs.Job, <-chan jobs.Job, func(), error) {
+	return jobs.Job{}, nil, func() {}, s.err
+}
 
 func newTestAPI(t *testing.T, engine Engine) (humatest.TestAPI, string) {
 	t.Helper()

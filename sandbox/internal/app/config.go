@@ -23,6 +23,8 @@ type Config struct {
 	Workers   int
 	QueueSize int
 	MaxKeys   int
+	// CORSOrigins may call the API from a browser on another origin.
+	CORSOrigins []string
 }
 
 // envPrefix starts every environment variable the sandbox reads.
@@ -60,6 +62,11 @@ func bindFlags(fs *flag.FlagSet, cfg *Config, getenv func(string) string) (errs 
 	fs.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "jobs that may wait for a worker; beyond it POSTs answer 503 (env ACCEPTED_QUEUE_SIZE)")
 	parse("MAX_KEYS", "100000", func(s string) (err error) { cfg.MaxKeys, err = strconv.Atoi(s); return })
 	fs.IntVar(&cfg.MaxKeys, "max-keys", cfg.MaxKeys, "sandbox API keys held in memory at most (env ACCEPTED_MAX_KEYS)")
+	fs.Func("cors-origins", "comma-separated `origins` (such as https://docs.example.com, or *) whose pages may call the API from a browser; empty: same origin only (env ACCEPTED_CORS_ORIGINS)", func(s string) error {
+		cfg.CORSOrigins = parseOrigins(s)
+		return nil
+	})
+	cfg.CORSOrigins = parseOrigins(env("CORS_ORIGINS", ""))
 	return func() error { return errors.Join(envErrs...) }
 }
 
@@ -77,6 +84,11 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format %q: must be text or json", c.LogFormat))
+	}
+	for _, o := range c.CORSOrigins {
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			errs = append(errs, fmt.Errorf("-cors-origins: %q is not an origin such as https://docs.example.com", o))
+		}
 	}
 	if !strings.HasPrefix(c.DocsBase, "http://") && !strings.HasPrefix(c.DocsBase, "https://") {
 		errs = append(errs, fmt.Errorf("-docs-base %q: must be an http:// or https:// URL", c.DocsBase))

@@ -159,6 +159,13 @@ func (s *Server) routes(mux *http.ServeMux, site fs.FS) http.Handler {
 	if site != nil {
 		static = siteHandler(site)
 	}
+	apiHandler := cors(s.cfg.CORSOrigins, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			s.notRouted(w, r, mux)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -170,11 +177,7 @@ func (s *Server) routes(mux *http.ServeMux, site fs.FS) http.Handler {
 			return
 		}
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		if _, pattern := mux.Handler(r); pattern == "" {
-			s.notRouted(w, r, mux)
-			return
-		}
-		mux.ServeHTTP(w, r)
+		apiHandler.ServeHTTP(w, r)
 	})
 }
 
