@@ -62,7 +62,7 @@ func (h *handlers) registerEvents(api huma.API) {
 			"- `id:` rises with every change; reconnect with `Last-Event-ID` (EventSource does this by itself) to resume after it.\n" +
 			"- A comment line (`: keep-alive`) every 15 s keeps idle connections open through proxies; `retry:` suggests 2 s between reconnects.\n\n" +
 			"Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you already have it, the answer is 204 No Content, which stops a browser from reconnecting. " +
-			"Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 at once.",
+			"Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once (the operator can change that).",
 		Security: []map[string][]string{{bearerScheme: {}}},
 		Metadata: map[string]any{policyKey: PolicyPoll},
 		Responses: map[string]*huma.Response{
@@ -94,7 +94,7 @@ func (h *handlers) streamJobEvents(ctx context.Context, in *JobEventsInput) (*hu
 	if h.Limiter != nil {
 		var ok bool
 		if release, ok = h.Limiter.Acquire(who); !ok {
-			return nil, h.Catalog.New(problems.RateLimited, "This API key has as many event streams open as it may (5). Close one, or poll the status monitor instead.").
+			return nil, h.Catalog.New(problems.RateLimited, "This API key has as many event streams open as the sandbox allows (5 unless its operator changed -max-streams). Close one, or poll the status monitor instead.").
 				WithHeader("Retry-After", "5").WithInstance(instance)
 		}
 	}

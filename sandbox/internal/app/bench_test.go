@@ -1,10 +1,13 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,4 +120,87 @@ func BenchmarkPoll(b *testing.B) {
 	}
 	first := poll()
 	compare(b, poll, http.StatusOK, bareHandler(first.Body.Bytes(), first.Header()))
+}
+
+// BenchmarkEventFanout opens many event streams on one job over a real
+// listener, then cancels the job and measures how long the terminal event
+// takes to reach every subscriber. It reports heap bytes per open stream
+// and the delay until the last subscriber heard of the change.
+func BenchmarkEventFanout(b *testing.B) {
+	for _, subscribers := range []int{100, 1000} {
+		b.Run(strconv.Itoa(subscribers), func(b *testing.B) {
+			cfg := testConfig()
+			cfg.TimeScale, cfg.MaxStreams = 1, subscribers
+			s, err := New(cfg, Deps{Policies: []ratelimit.Policy{
+				{Name: api.PolicyPoll, Rate: 1e9, Burst: 1e9}, {Name: api.PolicyStart, Rate: 1e9, Burst: 1e9}, {Name: api.PolicyKeys, Rate: 1e9, Burst: 1e9},
+			}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s.Start(ctx)
+			srv := httptest.NewServer(s.Handler())
+			defer srv.Close()
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: subscribers, MaxConnsPerHost: 0}}
+			ts := &testSandbox{s: s, srv: srv, seen: newProblemLog()}
+			key := ts.key(b)
+			var perStream, delay float64
+			for range b.N {
+				job := ts.mustStart(b, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 600}))
+				loc := job.Header.Get("Location")
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				done := make(chan time.Time, subscribers)
+				ready := make(chan struct{}, subscribers)
+				for range subscribers {
+					req, _ := http.NewRequest(http.MethodGet, srv.URL+loc+"/events", nil)
+					req.Header.Set("Authorization", "Bearer "+key)
+					res, err := client.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					go func() {
+						defer res.Body.Close()
+						sc := bufio.NewScanner(res.Body)
+						first := true
+						for sc.Scan() {
+							line := sc.Text()
+							if first && line == "" {
+								ready <- struct{}{}
+								first = false
+							}
+							if line == "event: canceled" {
+								done <- time.Now()
+								return
+							}
+						}
+						done <- time.Time{}
+					}()
+				}
+				for range subscribers {
+					<-ready
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				perStream += float64(after.HeapAlloc-before.HeapAlloc) / float64(subscribers)
+				start := time.Now()
+				ts.do(b, http.MethodDelete, loc, key, nil)
+				var last time.Time
+				for range subscribers {
+					t := <-done
+					if t.IsZero() {
+						b.Fatal("a stream ended without the terminal event")
+					}
+					if t.After(last) {
+						last = t
+					}
+				}
+				delay += float64(last.Sub(start).Microseconds())
+			}
+			b.ReportMetric(perStream/float64(b.N), "heap-B/stream")
+			b.ReportMetric(delay/float64(b.N), "µs-to-last-subscriber")
+		})
+	}
 }

@@ -23,6 +23,8 @@ type Config struct {
 	Workers   int
 	QueueSize int
 	MaxKeys   int
+	// MaxStreams is how many event streams one API key may hold open.
+	MaxStreams int
 	// CORSOrigins may call the API from a browser on another origin.
 	CORSOrigins []string
 }
@@ -62,6 +64,8 @@ func bindFlags(fs *flag.FlagSet, cfg *Config, getenv func(string) string) (errs 
 	fs.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "jobs that may wait for a worker; beyond it POSTs answer 503 (env ACCEPTED_QUEUE_SIZE)")
 	parse("MAX_KEYS", "100000", func(s string) (err error) { cfg.MaxKeys, err = strconv.Atoi(s); return })
 	fs.IntVar(&cfg.MaxKeys, "max-keys", cfg.MaxKeys, "sandbox API keys held in memory at most (env ACCEPTED_MAX_KEYS)")
+	parse("MAX_STREAMS", "5", func(s string) (err error) { cfg.MaxStreams, err = strconv.Atoi(s); return })
+	fs.IntVar(&cfg.MaxStreams, "max-streams", cfg.MaxStreams, "event streams one API key may hold open at once (env ACCEPTED_MAX_STREAMS)")
 	fs.Func("cors-origins", "comma-separated `origins` (such as https://docs.example.com, or *) whose pages may call the API from a browser; empty: same origin only (env ACCEPTED_CORS_ORIGINS)", func(s string) error {
 		cfg.CORSOrigins = parseOrigins(s)
 		return nil
@@ -79,8 +83,8 @@ func (c Config) Validate() error {
 	if c.Retention < time.Second {
 		errs = append(errs, fmt.Errorf("-retention %s: must be at least 1s", c.Retention))
 	}
-	if c.Workers < 1 || c.QueueSize < 1 || c.MaxKeys < 1 {
-		errs = append(errs, errors.New("-workers, -queue-size and -max-keys must be at least 1"))
+	if c.Workers < 1 || c.QueueSize < 1 || c.MaxKeys < 1 || c.MaxStreams < 1 {
+		errs = append(errs, errors.New("-workers, -queue-size, -max-keys and -max-streams must be at least 1"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format %q: must be text or json", c.LogFormat))

@@ -99,7 +99,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.engine = engine
 	s.limiter, err = ratelimit.New(ratelimit.Config{
 		Clock: d.Clock, Logger: d.Logger.With("component", "ratelimit"),
-		Policies: d.Policies,
+		Policies: d.Policies, MaxConcurrent: cfg.MaxStreams,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the rate limiter: %w", err)
