@@ -8,7 +8,7 @@ SITE_OUT ?= generated/site
 TESTFLAGS ?= $(if $(CI),-count=1,)
 BENCHTIME ?= 1s
 
-.PHONY: help run site generate templ test vet check-generated bench fmt clean
+.PHONY: help run site site-serve site-golden site-weight generate templ test vet check-generated bench fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -18,6 +18,15 @@ run: site ## Build the site and serve it with the live sandbox on http://$(ADDR)
 
 site: templ ## Build the static site into $(SITE_OUT)
 	@if [ -d site ] && ls site/*.go >/dev/null 2>&1; then $(GO) run ./site build -out $(SITE_OUT); else mkdir -p $(SITE_OUT); fi
+
+site-serve: site ## Serve only the built site (production CSP) on 127.0.0.1:8081
+	$(GO) run ./site serve -dir $(SITE_OUT)
+
+site-golden: ## Rewrite the site's golden pages after an intended change
+	$(GO) test ./site/internal/build ./site/internal/refpages -run Golden -update
+
+site-weight: ## Report the heaviest page, gzipped, with its CSS and JS
+	$(GO) test ./site/internal/build -run 'RealSiteWeight|PageWeight' -v -count=1
 
 generate: templ ## Rewrite everything in generated/ (spec, error catalog) and the *_templ.go files
 	$(GO) run ./sandbox openapi -out generated
