@@ -13,7 +13,7 @@ BENCHTIME ?= 1s
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-run: site ## Build the site and serve it with the live sandbox on http://$(ADDR)
+run: site ## Build the site and serve it with the live sandbox on http://localhost:8080 (ADDR=host:port to change)
 	$(GO) run ./sandbox serve -addr $(ADDR) -site-dir $(SITE_OUT)
 
 site: templ ## Build the static site into $(SITE_OUT)
