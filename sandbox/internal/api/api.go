@@ -64,6 +64,9 @@ type Deps struct {
 	Limiter Limiter
 	// Retention is how long finished jobs stay readable (documented in the spec).
 	Retention time.Duration
+	// Webhooks serves imports' webhooks, signing secrets and the built-in
+	// inbox (NewWebhooks); nil refuses them.
+	Webhooks *Webhooks
 	// Idempotency may be nil: Idempotency-Key is then ignored.
 	Idempotency Idempotency
 	// IdempotencyTTL is how long keys are kept (documented in the spec).
@@ -108,6 +111,8 @@ func Config(title, version string) huma.Config {
 		{Name: "Jobs", Description: "The status monitor every flow shares: poll it, follow its 303, cancel through it."},
 		{Name: "Reports", Description: "POST a report request, poll the job, follow the 303 to the finished report."},
 		{Name: "Exports", Description: "POST an export, watch its progress, download the file."},
+		{Name: "Imports", Description: "POST product rows, get per-row results, and a signed webhook when the import ends."},
+		{Name: "Webhooks", Description: "Signed webhooks (Standard Webhooks 1.0): your signing secret, its rotation, and each import's delivery log."},
 	}
 	return cfg
 }
@@ -127,6 +132,9 @@ func Register(api huma.API, d Deps) {
 	h.registerEvents(api)
 	h.registerReports(api)
 	h.registerExports(api)
+	h.registerImports(api)
+	h.registerWebhooks(api)
+	h.registerInbox(api)
 	h.addJobExamples(api)
 	h.addRequestExamples(registered(api, http.MethodPost, "/v1/reports"), map[string]any{"title": "January sales", "from": "2026-01-01", "to": "2026-01-31"})
 	h.addRequestExamples(registered(api, http.MethodPost, "/v1/exports"), map[string]any{"format": "csv", "from": "2026-01-01", "to": "2026-03-31"})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/exports"
+	"github.com/accepted-dev/accepted/sandbox/internal/imports"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
 	"github.com/accepted-dev/accepted/sandbox/internal/reports"
@@ -17,7 +18,7 @@ import (
 // the status monitor, and after cancellation.
 type Job struct {
 	ID                        string            `json:"id" doc:"The job id: 128 random bits, unguessable. Quote it when you contact support." example:"job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
-	Kind                      string            `json:"kind" enum:"report,export" doc:"Which flow started the job." example:"report"`
+	Kind                      string            `json:"kind" enum:"report,export,import" doc:"Which flow started the job." example:"report"`
 	Status                    string            `json:"status" enum:"queued,processing,succeeded,failed,canceled" doc:"Where the job is in its lifecycle. queued and processing move forward; succeeded, failed and canceled are terminal and never change." example:"queued"`
 	StatusURL                 string            `json:"status_url" doc:"The status monitor; the same URL as the Location header of the 202." example:"/v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
 	PercentComplete           int               `json:"percent_complete" minimum:"0" maximum:"100" doc:"Progress from 0 to 100; never decreases." example:"0"`
@@ -51,6 +52,8 @@ func resourceURL(j jobs.Job) string {
 		return "/v1/reports/" + resourceIDFor(j.ID, reportPrefix)
 	case exports.Kind:
 		return "/v1/exports/" + resourceIDFor(j.ID, exportPrefix)
+	case imports.Kind:
+		return "/v1/imports/" + resourceIDFor(j.ID, importPrefix)
 	}
 	return ""
 }

@@ -27,6 +27,12 @@ type Config struct {
 	MaxStreams int
 	// CORSOrigins may call the API from a browser on another origin.
 	CORSOrigins []string
+	// PublicURL is where clients reach the sandbox (http://<addr> when
+	// empty): inbox URLs and the links in webhooks start with it.
+	PublicURL string
+	// AllowPrivateCallbacks lets webhooks reach loopback and private
+	// addresses, for receivers on the operator's own machine or network.
+	AllowPrivateCallbacks bool
 }
 
 // envPrefix starts every environment variable the sandbox reads.
@@ -71,6 +77,9 @@ func bindFlags(fs *flag.FlagSet, cfg *Config, getenv func(string) string) (errs 
 		return nil
 	})
 	cfg.CORSOrigins = parseOrigins(env("CORS_ORIGINS", ""))
+	fs.StringVar(&cfg.PublicURL, "public-url", env("PUBLIC_URL", ""), "`URL` clients reach the sandbox at, such as https://sandbox.example.com; inbox callback URLs and webhook links start with it (env ACCEPTED_PUBLIC_URL); empty: http://<addr>")
+	parse("ALLOW_PRIVATE_CALLBACKS", "false", func(s string) (err error) { cfg.AllowPrivateCallbacks, err = strconv.ParseBool(s); return })
+	fs.BoolVar(&cfg.AllowPrivateCallbacks, "allow-private-callbacks", cfg.AllowPrivateCallbacks, "let webhooks reach loopback, private and link-local addresses, for local receivers; never on a public sandbox (env ACCEPTED_ALLOW_PRIVATE_CALLBACKS)")
 	return func() error { return errors.Join(envErrs...) }
 }
 
@@ -96,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.DocsBase, "http://") && !strings.HasPrefix(c.DocsBase, "https://") {
 		errs = append(errs, fmt.Errorf("-docs-base %q: must be an http:// or https:// URL", c.DocsBase))
+	}
+	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
+		errs = append(errs, fmt.Errorf("-public-url %q: must be an http:// or https:// URL", c.PublicURL))
 	}
 	return errors.Join(errs...)
 }

@@ -507,6 +507,9 @@ func TestConformance(t *testing.T) {
 		}
 	})
 
+	// The problems of imports, webhooks and the inbox (webhooks_test.go).
+	t.Run("R31_webhook_problems", func(t *testing.T) { webhookProblems(t, ts) })
+
 	t.Run("R16_catalog_and_problems_sent_match", func(t *testing.T) {
 		if len(seen.codes) == 0 {
 			t.Skip("R16 compares the catalog with the problems the other subtests saw: run the whole TestConformance")

@@ -25,6 +25,7 @@ import (
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/exports"
 	"github.com/accepted-dev/accepted/sandbox/internal/idempotency"
+	"github.com/accepted-dev/accepted/sandbox/internal/imports"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/keys"
 	"github.com/accepted-dev/accepted/sandbox/internal/memstore"
@@ -47,6 +48,7 @@ type Server struct {
 	api     huma.API
 	limiter *ratelimit.Limiter
 	handler http.Handler
+	hooks   *webhookParts // imports' webhooks, secrets and inboxes (webhooks.go)
 }
 
 // Deps are what a Server takes from outside; zero values get defaults.
@@ -57,6 +59,9 @@ type Deps struct {
 	Site fs.FS
 	// Policies replaces the rate-limit policies (DefaultPolicies).
 	Policies []ratelimit.Policy
+	// CheckCallback replaces the parse-time check of callback URLs (tests
+	// of the connect-time check let through what a DNS-rebinding host would).
+	CheckCallback func(raw string) error
 }
 
 // DefaultPolicies are the sandbox's rate limits: polling may be brisk,
@@ -91,6 +96,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		Work: map[jobs.Kind]jobs.Work{
 			reports.Kind: reports.Work(d.Clock, cfg.TimeScale),
 			exports.Kind: exports.Work(d.Clock, cfg.TimeScale),
+			imports.Kind: imports.Work(d.Clock, cfg.TimeScale),
 		},
 	})
 	if err != nil {
@@ -108,12 +114,18 @@ func New(cfg Config, d Deps) (*Server, error) {
 	const idempotencyTTL = 24 * time.Hour
 	idem := idempotency.NewMemory(idempotency.Config{TTL: idempotencyTTL, Clock: d.Clock, Logger: d.Logger.With("component", "idempotency")})
 
+	// Imports' webhooks, signing secrets and the built-in inbox (webhooks.go).
+	s.hooks, err = newWebhooks(cfg, d, s, func() http.Handler { return s.handler })
+	if err != nil {
+		return nil, err
+	}
+
 	mux := http.NewServeMux()
 	s.api = humago.New(mux, api.Config("Accepted sandbox", Version))
 	api.Register(s.api, api.Deps{
 		Engine: engine, Keys: keys.NewRegistry(cfg.MaxKeys, d.Clock.Now), Catalog: s.catalog,
 		Clock: d.Clock, Logger: d.Logger.With("component", "api"), Scale: cfg.TimeScale,
-		Limiter: s.limiter, Retention: cfg.Retention,
+		Limiter: s.limiter, Retention: cfg.Retention, Webhooks: s.hooks.api,
 		Idempotency: idem, IdempotencyTTL: idempotencyTTL,
 	})
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -141,8 +153,12 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // every request: jobs keep running after the 202 is sent.
 func (s *Server) Start(ctx context.Context) { s.engine.Start(ctx) }
 
-// Close stops the engine, waiting for running work up to ctx's deadline.
-func (s *Server) Close(ctx context.Context) error { return s.engine.Close(ctx) }
+// Close stops the engine, waiting for running work up to ctx's deadline,
+// then the webhooks.
+func (s *Server) Close(ctx context.Context) error {
+	err := s.engine.Close(ctx)
+	return errors.Join(err, s.hooks.close(ctx, s.log))
+}
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	st := s.engine.Stats()

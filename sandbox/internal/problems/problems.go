@@ -76,6 +76,14 @@ const (
 	ResultTooLarge      = "result_too_large"
 )
 
+// Codes of imports, webhooks and the built-in inbox.
+const (
+	CallbackURLBlocked     = "callback_url_blocked"
+	WebhookNotSent         = "webhook_not_sent"
+	WebhookDeliveryPending = "webhook_delivery_pending"
+	InboxSimulatedFailure  = "inbox_simulated_failure"
+)
+
 func entries() []Entry {
 	return []Entry{
 		{Code: MalformedRequest, Status: http.StatusBadRequest, Title: "Request could not be parsed", When: Immediate,
@@ -143,6 +151,20 @@ func entries() []Entry {
 			Description: "The result grew past the size the sandbox will store, which is known only once the job runs.",
 			Action:      "Do not retry unchanged: narrow the request (a shorter date range) and start a new job.",
 			Scenario:    map[string]any{"outcome": "fail", "fail_code": ResultTooLarge}},
+
+		// Imports, webhooks and the built-in inbox.
+		{Code: CallbackURLBlocked, Status: http.StatusUnprocessableEntity, Title: "Callback URL not allowed", When: Immediate,
+			Description: "The callback_url points at an address the sandbox will not connect to: loopback (127.0.0.1, localhost), a private network (10.0.0.0/8, 192.168.0.0/16 …), link-local (including the 169.254.169.254 cloud metadata service) or another reserved range. Nothing was created. The same check runs again when a webhook is sent, on the address the host name resolves to then.",
+			Action:      "Use a public http(s) URL, or create a built-in inbox with `POST /v1/sandbox/inboxes` and pass its `url`. Running the sandbox yourself? Start it with `-allow-private-callbacks` to reach local receivers."},
+		{Code: WebhookNotSent, Status: http.StatusConflict, Title: "No webhook to redeliver", When: Immediate,
+			Description: "A redelivery needs a webhook that was already sent: this import has no callback_url, or its job has not finished yet (the webhook is sent when it ends).",
+			Action:      "Wait for the job to end (poll its status URL), or start an import with a `callback_url`."},
+		{Code: WebhookDeliveryPending, Status: http.StatusConflict, Title: "Webhook delivery still under way", When: Immediate, Retryable: true,
+			Description: "This webhook is still being delivered: an attempt is in flight or a retry is scheduled, so a redelivery would race it.",
+			Action:      "Read the delivery log (`GET /v1/imports/{id}/deliveries`) and redeliver once its last attempt is final."},
+		{Code: InboxSimulatedFailure, Status: http.StatusServiceUnavailable, Title: "Inbox told to fail", When: Immediate, Retryable: true,
+			Description: "A built-in inbox answered a delivery with the status it was told to answer with (`PUT /v1/sandbox/inboxes/{id}/behaviour`), so that you can watch the sender retry. The response's status is that one (503 is only the usual choice); the delivery was stored anyway.",
+			Action:      "Nothing to fix: this is the behaviour you asked for. It ends after `count` deliveries, or set `count` to 0."},
 	}
 }
 

@@ -1,0 +1,292 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/accepted-dev/accepted/sandbox/internal/imports"
+	"github.com/accepted-dev/accepted/sandbox/internal/problems"
+	"github.com/accepted-dev/accepted/sandbox/internal/safedial"
+)
+
+const importPrefix = "imp_"
+
+// maxImportBody is the body limit of createImport: room for 1,000 rows.
+const maxImportBody = 256 << 10
+
+// CreateImportInput starts an import.
+type CreateImportInput struct {
+	Body    ImportRequest
+	input   imports.Input
+	blocked error // a callback URL refused by the network policy
+}
+
+// ImportRequest is the body of createImport.
+type ImportRequest struct {
+	Rows        []ImportRow `json:"rows" minItems:"1" maxItems:"1000" doc:"The products to import: 1 to 1,000 rows."`
+	CallbackURL string      `json:"callback_url,omitempty" maxLength:"2048" format:"uri" doc:"Where to POST a signed webhook when the import ends (import.complete, import.partial or import.failed). An absolute http(s) URL on a public address; private, loopback, link-local and metadata addresses are refused, when you send it and again when the sandbox connects. No public URL? Create a built-in inbox with POST /v1/sandbox/inboxes and pass its url." example:"https://example.com/webhooks/accepted"`
+	Simulate    *Simulate   `json:"simulate,omitempty" doc:"Sandbox only: how this job should go. Leave it out for a normal run."`
+}
+
+// ImportRow is one product line of an import.
+type ImportRow struct {
+	SKU        string `json:"sku" minLength:"1" maxLength:"64" pattern:"^[A-Za-z0-9][A-Za-z0-9._-]*$" doc:"Stock-keeping unit: letters, digits, dot, dash and underscore. SKUs starting with OLD- are discontinued in the warehouse, so their rows are rejected." example:"MUG-BLUE-350"`
+	Name       string `json:"name" minLength:"1" maxLength:"200" doc:"Product name." example:"Blue mug, 350 ml"`
+	Quantity   int    `json:"quantity" minimum:"-1000000" maximum:"1000000" doc:"Units received. A negative quantity would take stock below zero, so its row is rejected when the import runs." example:"24"`
+	PriceCents int64  `json:"price_cents" minimum:"0" maximum:"100000000" doc:"Unit price in cents." example:"1290"`
+}
+
+// Resolve checks what a schema cannot, so a bad request is refused before
+// any job exists. A blocked callback URL is kept aside: it has its own
+// problem type.
+func (in *CreateImportInput) Resolve(huma.Context) []error {
+	sc, errs := in.Body.Simulate.resolve(imports.DefaultSeconds(len(in.Body.Rows)), "body.simulate")
+	if len(in.Body.Rows) == 0 {
+		errs = append(errs, &huma.ErrorDetail{Location: "body.rows", Message: "send at least one row"})
+	}
+	rows := make([]imports.Row, len(in.Body.Rows))
+	for i, r := range in.Body.Rows {
+		rows[i] = imports.Row(r)
+	}
+	in.input = imports.Input{Rows: rows, CallbackURL: in.Body.CallbackURL, Scenario: sc}
+	return errs
+}
+
+// ImportAccepted is the 202 of createImport: the job, plus what an import
+// adds.
+type ImportAccepted struct {
+	Job
+	ImportID          string   `json:"import_id" doc:"The import's id; GET /v1/imports/{import_id} once the job succeeded." example:"imp_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	EstimatedDuration int      `json:"estimated_duration" minimum:"0" doc:"Seconds the import is expected to take." example:"3"`
+	WebhookEvents     []string `json:"webhook_events" doc:"The event types that may be POSTed to callback_url when the import ends (exactly one of them is); empty without a callback_url." example:"[\"import.complete\",\"import.partial\",\"import.failed\"]"`
+	DeliveriesURL     string   `json:"deliveries_url,omitempty" doc:"The webhook's delivery log, when there is a callback_url." example:"/v1/imports/imp_3u2k4v7qzbx6dcm5ey8f1hwra9/deliveries"`
+}
+
+// ImportAcceptedOutput is the 202 of createImport.
+type ImportAcceptedOutput struct {
+	Location     string `header:"Location" doc:"The status monitor: GET it to follow the job. The same URL as status_url."`
+	RetryAfter   string `header:"Retry-After" doc:"Seconds to wait before the first poll."`
+	CacheControl string `header:"Cache-Control" doc:"no-store."`
+	Body         ImportAccepted
+}
+
+// ImportIDParam names an import.
+type ImportIDParam struct {
+	ID string `path:"id" maxLength:"64" pattern:"^imp_[a-z0-9]+$" doc:"The import id (import_id of the 202)." example:"imp_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+}
+
+// RejectedRow is a row that was not imported.
+type RejectedRow struct {
+	Row    int    `json:"row" doc:"The row's position in the request, from 1." example:"3"`
+	SKU    string `json:"sku" example:"MUG-BLUE-350"`
+	Reason string `json:"reason" doc:"Why, and what to do about it." example:"duplicate of row 1: SKU MUG-BLUE-350 appears more than once in this import; merge the rows or remove this one"`
+}
+
+// Import is a finished import.
+type Import struct {
+	ID            string        `json:"id" example:"imp_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	JobID         string        `json:"job_id" example:"job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	Outcome       string        `json:"outcome" enum:"import.complete,import.partial,import.failed" doc:"The event type this import ended with: every row imported, some, or none." example:"import.partial"`
+	TotalRows     int           `json:"total_rows" example:"3"`
+	Imported      int           `json:"imported" example:"2"`
+	Rejected      []RejectedRow `json:"rejected" doc:"Every rejected row, in request order."`
+	CallbackURL   string        `json:"callback_url,omitempty" example:"https://example.com/webhooks/accepted"`
+	DeliveriesURL string        `json:"deliveries_url,omitempty" doc:"The webhook's delivery log." example:"/v1/imports/imp_3u2k4v7qzbx6dcm5ey8f1hwra9/deliveries"`
+}
+
+// ImportOutput is a finished import.
+type ImportOutput struct {
+	Body Import
+}
+
+func (h *handlers) registerImports(api huma.API) {
+	op := huma.Operation{
+		OperationID: "createImport",
+		Path:        "/v1/imports",
+		Tags:        []string{"Imports"},
+		Summary:     "Start a product import",
+		Description: "Starts importing up to 1,000 product rows into the warehouse. Rows that fail the schema are refused at once (422, nothing is created); " +
+			"checks only the warehouse can make happen while the job runs and reject single rows with a reason: a SKU repeated within the import, a discontinued SKU (prefix `OLD-`), " +
+			"or a quantity that would take stock below zero. Poll the `Location` until it answers 303 to the result, or pass a `callback_url` and get a signed webhook " +
+			"(`import.complete`, `import.partial` or `import.failed`, see the webhooks section) when the import ends.",
+	}
+	h.startOperation(api, &op)
+	op.MaxBodyBytes = maxImportBody
+	op.Description = strings.Replace(op.Description, "Bodies are limited to 64 KiB.", "Bodies are limited to 256 KiB.", 1)
+	h.documentProblems(api, &op, problems.CallbackURLBlocked)
+	op.Callbacks = map[string]map[string]*huma.PathItem{"importFinished": {"{$request.body#/callback_url}": h.importWebhookPathItem(api, "")}}
+	huma.Register(api, op, h.createImport)
+	post := registered(api, http.MethodPost, op.Path)
+	fixRetryAfter(post, "202", "Seconds to wait before the first poll.")
+
+	get := huma.Operation{
+		OperationID: "getImport",
+		Method:      http.MethodGet,
+		Path:        "/v1/imports/{id}",
+		Tags:        []string{"Imports"},
+		Summary:     "Get a finished import",
+		Description: "The result of an import: how many rows were imported, and each rejected row with the reason. This is where the status monitor's 303 points. " +
+			"Before the job succeeded this answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its outcome is import.failed).",
+		Security: []map[string][]string{{bearerScheme: {}}},
+	}
+	h.documentProblems(api, &get, problems.Unauthorized, problems.NotFound, problems.JobExpired, problems.ResultNotReady, problems.ValidationFailed)
+	huma.Register(api, get, h.getImport)
+
+	for _, ev := range imports.Events() {
+		if api.OpenAPI().Webhooks == nil {
+			api.OpenAPI().Webhooks = map[string]*huma.PathItem{}
+		}
+		api.OpenAPI().Webhooks[ev] = h.importWebhookPathItem(api, ev)
+	}
+	h.addRequestExamples(post, map[string]any{"rows": []map[string]any{
+		{"sku": "MUG-BLUE-350", "name": "Blue mug, 350 ml", "quantity": 24, "price_cents": 1290},
+		{"sku": "MUG-RED-350", "name": "Red mug, 350 ml", "quantity": 12, "price_cents": 1290},
+	}})
+	if mt := post.RequestBody.Content["application/json"]; mt != nil {
+		mt.Examples["partial"] = &huma.Example{Summary: "Some rows are rejected while the import runs (a duplicate, a discontinued SKU, a negative quantity)", Value: map[string]any{"rows": []map[string]any{
+			{"sku": "MUG-BLUE-350", "name": "Blue mug, 350 ml", "quantity": 24, "price_cents": 1290},
+			{"sku": "MUG-BLUE-350", "name": "Blue mug, 350 ml (again)", "quantity": 6, "price_cents": 1290},
+			{"sku": "OLD-MUG-300", "name": "Old mug", "quantity": 5, "price_cents": 990},
+			{"sku": "MUG-RED-350", "name": "Red mug, 350 ml", "quantity": -3, "price_cents": 1290},
+		}}}
+	}
+	if r := post.Responses["202"]; r != nil && r.Content["application/json"] != nil {
+		ex := exampleJob("queued", 0, 3, "", 0)
+		ex.Kind, ex.Links.Resource = "import", "/v1/imports/"+resourceIDFor(exampleJobID, importPrefix)
+		r.Content["application/json"].Examples = map[string]*huma.Example{"queued": {Summary: "Accepted and queued, with a callback URL", Value: ImportAccepted{
+			Job: ex, ImportID: resourceIDFor(exampleJobID, importPrefix), EstimatedDuration: 3,
+			WebhookEvents: imports.Events(), DeliveriesURL: "/v1/imports/" + resourceIDFor(exampleJobID, importPrefix) + "/deliveries",
+		}}}
+	}
+}
+
+func (h *handlers) createImport(ctx context.Context, in *CreateImportInput) (*ImportAcceptedOutput, error) {
+	w := h.webhooks()
+	if u := in.input.CallbackURL; u != "" {
+		if err := w.checkCallback(u); err != nil {
+			return nil, h.callbackProblem(err)
+		}
+	}
+	expected := h.scaled(in.input.Scenario.Duration)
+	acc, err := h.accept(ctx, imports.Kind, in.input, expected)
+	if err != nil {
+		return nil, err
+	}
+	out := &ImportAcceptedOutput{Location: acc.Location, RetryAfter: acc.RetryAfter, CacheControl: acc.CacheControl,
+		Body: ImportAccepted{Job: acc.Body, ImportID: resourceIDFor(acc.Body.ID, importPrefix), WebhookEvents: []string{},
+			EstimatedDuration: int(math.Ceil(expected.Seconds()))}}
+	if u := in.input.CallbackURL; u != "" {
+		out.Body.WebhookEvents = imports.Events()
+		out.Body.DeliveriesURL = "/v1/imports/" + out.Body.ImportID + "/deliveries"
+		w.reenable(owner(ctx), u)
+		w.follow(owner(ctx), acc.Body.ID, u)
+	}
+	return out, nil
+}
+
+// callbackProblem explains a refused callback URL.
+func (h *handlers) callbackProblem(err error) error {
+	code := problems.ValidationFailed
+	if errors.Is(err, safedial.ErrBlockedAddress) {
+		code = problems.CallbackURLBlocked
+	}
+	p := h.Catalog.New(code, "body.callback_url: "+err.Error())
+	p.Errors = []*problems.FieldError{{Location: "body.callback_url", Message: err.Error()}}
+	return p.WithInstance("/v1/imports")
+}
+
+func (h *handlers) getImport(ctx context.Context, in *ImportIDParam) (*ImportOutput, error) {
+	instance := "/v1/imports/" + in.ID
+	j, err := h.resultJob(ctx, in.ID, importPrefix, imports.Kind, instance)
+	if err != nil {
+		return nil, err
+	}
+	r, err := resultJSON[imports.Result](j)
+	if err != nil {
+		return nil, h.problemFor(ctx, err, instance)
+	}
+	var input imports.Input
+	if err := jsonUnmarshal(j.Input, &input); err != nil {
+		return nil, h.problemFor(ctx, err, instance)
+	}
+	out := &ImportOutput{Body: Import{ID: in.ID, JobID: j.ID, Outcome: r.Event(), TotalRows: r.TotalRows, Imported: r.Imported,
+		Rejected: make([]RejectedRow, len(r.Rejected)), CallbackURL: input.CallbackURL}}
+	for i, rj := range r.Rejected {
+		out.Body.Rejected[i] = RejectedRow(rj)
+	}
+	if input.CallbackURL != "" {
+		out.Body.DeliveriesURL = instance + "/deliveries"
+	}
+	return out, nil
+}
+
+// importWebhookPathItem documents the POST an import's webhook makes: as
+// a top-level webhook of one event type, or (ev empty) as the callback of
+// createImport, which may be any of them.
+func (h *handlers) importWebhookPathItem(api huma.API, ev string) *huma.PathItem {
+	schema := api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[ImportEvent](), true, "")
+	summary := map[string]string{
+		imports.EventComplete: "An import finished and every row was imported",
+		imports.EventPartial:  "An import finished and some rows were rejected",
+		imports.EventFailed:   "An import imported nothing: every row was rejected, or its job failed or was cancelled",
+		"":                    "An import ended (import.complete, import.partial or import.failed)",
+	}[ev]
+	id := map[string]string{imports.EventComplete: "importComplete", imports.EventPartial: "importPartial", imports.EventFailed: "importFailed", "": "importFinished"}[ev]
+	hdr := func(name, doc string, ex any) *huma.Param {
+		return &huma.Param{Name: name, In: "header", Required: true, Description: doc, Schema: &huma.Schema{Type: "string"}, Example: ex}
+	}
+	examples := map[string]*huma.Example{}
+	for _, e := range imports.Events() {
+		if ev == "" || ev == e {
+			examples[strings.ReplaceAll(e, ".", "_")] = &huma.Example{Summary: e, Value: h.exampleImportEvent(e)}
+		}
+	}
+	op := &huma.Operation{
+		OperationID: id,
+		Summary:     summary,
+		Tags:        []string{"Webhooks"},
+		Description: "Sent to the import's `callback_url` once, when the import ends, following Standard Webhooks 1.0. The body is `{type, timestamp, data}` and always under 20 kB " +
+			"(the first 20 rejected rows are included; all of them are at `result_url`).\n\n" +
+			"**Verify before trusting it**: compute HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{raw body}` with the base64-decoded part of your secret after `whsec_` " +
+			"(GET /v1/webhooks/secret), base64 it, and compare it in constant time with each `v1,` entry of `webhook-signature`. Reject timestamps more than 5 minutes from your clock, " +
+			"and drop a `webhook-id` you have already handled: retries and redeliveries reuse it.\n\n" +
+			"**Answer fast with a 2xx**; anything else is a failure. Failures are retried on the Standard Webhooks schedule (immediately, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h, " +
+			"each ±10%; compressed by the sandbox's time scale), honouring a longer `Retry-After`. Redirects are not followed. **410 Gone** disables the URL for this API key until a redelivery or a new import names it again. " +
+			"Every attempt is listed at GET /v1/imports/{id}/deliveries.",
+		Parameters: []*huma.Param{
+			hdr("webhook-id", "The message id: the same on every attempt and redelivery of this event. Use it to drop duplicates.", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"),
+			hdr("webhook-timestamp", "When this attempt was signed, in Unix seconds; new on each attempt.", "1769851805"),
+			hdr("webhook-signature", "Space-separated signatures `v1,<base64 HMAC-SHA256>`, one per active secret (two while a rotated-out secret is in its grace window).", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="),
+		},
+		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{"application/json": {Schema: schema, Examples: examples}}},
+		Responses: map[string]*huma.Response{
+			"200": {Description: "Received (any 2xx does; the body is ignored)."},
+			"410": {Description: "Gone: the URL is disabled for this API key; no more webhooks are sent to it until it is re-enabled."},
+		},
+	}
+	return &huma.PathItem{Post: op}
+}
+
+func (h *handlers) exampleImportEvent(ev string) ImportEvent {
+	id := resourceIDFor(exampleJobID, importPrefix)
+	e := ImportEvent{Type: ev, Timestamp: exampleStart.Add(3 * time.Second), Data: ImportEventData{
+		ImportID: id, JobID: exampleJobID, Status: "succeeded", TotalRows: 3, Imported: 3, Rejected: []RejectedRow{},
+		ResultURL: "https://sandbox.example.com/v1/imports/" + id, StatusURL: "https://sandbox.example.com" + statusURL(exampleJobID),
+	}}
+	switch ev {
+	case imports.EventPartial:
+		e.Data.Imported, e.Data.RejectedCount = 2, 1
+		e.Data.Rejected = []RejectedRow{{Row: 3, SKU: "OLD-MUG-300", Reason: "SKU OLD-MUG-300 is discontinued in the warehouse (SKUs starting with OLD- are); remove the row or use the product's current SKU"}}
+	case imports.EventFailed:
+		e.Data.Status, e.Data.Imported, e.Data.ResultURL = "failed", 0, ""
+		e.Data.Error = h.Catalog.New(problems.UpstreamUnavailable, "The warehouse did not answer within 30 s.").WithJob(exampleJobID).WithInstance(statusURL(exampleJobID))
+	}
+	return e
+}
