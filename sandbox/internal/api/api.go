@@ -135,6 +135,7 @@ func Register(api huma.API, d Deps) {
 	h.registerImports(api)
 	h.registerWebhooks(api)
 	h.registerInbox(api)
+	h.registerInboxEvents(api)
 	h.addJobExamples(api)
 	h.addRequestExamples(registered(api, http.MethodPost, "/v1/reports"), map[string]any{"title": "January sales", "from": "2026-01-01", "to": "2026-01-31"})
 	h.addRequestExamples(registered(api, http.MethodPost, "/v1/exports"), map[string]any{"format": "csv", "from": "2026-01-01", "to": "2026-03-31"})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
 	"github.com/accepted-dev/accepted/sandbox/internal/sse"
@@ -143,9 +144,8 @@ func (h *handlers) streamJobEvents(ctx context.Context, in *JobEventsInput) (*hu
 	}}, nil
 }
 
-// pump sends the current state (unless the client has it), then each
-// change, with heartbeat comments while nothing happens; it returns after
-// the terminal event, when the client leaves, or at the stream's lifetime.
+// pump sends the current state (unless the client has it), then follows
+// the job's updates until its terminal event.
 func (h *handlers) pump(ctx context.Context, sw *sse.Writer, first sse.Event, sendFirst bool, updates <-chan jobs.Job) error {
 	retry := streamRetry
 	if sendFirst {
@@ -156,9 +156,17 @@ func (h *handlers) pump(ctx context.Context, sw *sse.Writer, first sse.Event, se
 	} else if err := sw.Comment("resumed after event " + first.ID); err != nil {
 		return err
 	}
-	ticker := h.Clock.NewTicker(streamHeartbeat)
+	return follow(ctx, h.Clock, sw, retry, updates, h.jobEvent)
+}
+
+// follow sends an event for each update, with heartbeat comments while
+// nothing happens; it returns after a terminal event, when updates closes,
+// when the client leaves, or at the stream's lifetime. retry, when set, is
+// sent with the first event.
+func follow[T any](ctx context.Context, clk clock.Clock, sw *sse.Writer, retry time.Duration, updates <-chan T, event func(T) (sse.Event, error)) error {
+	ticker := clk.NewTicker(streamHeartbeat)
 	defer ticker.Stop()
-	lifetime := h.Clock.After(streamLifetime)
+	lifetime := clk.After(streamLifetime)
 	for {
 		select {
 		case <-ctx.Done():
@@ -169,11 +177,11 @@ func (h *handlers) pump(ctx context.Context, sw *sse.Writer, first sse.Event, se
 			if err := sw.Comment(sse.DefaultHeartbeatText); err != nil {
 				return err
 			}
-		case j, ok := <-updates:
+		case u, ok := <-updates:
 			if !ok {
 				return nil
 			}
-			ev, err := h.jobEvent(j)
+			ev, err := event(u)
 			if err != nil {
 				return err
 			}

@@ -260,4 +260,28 @@ func TestEventStreams(t *testing.T) {
 			t.Errorf("sixth stream: %d, want 429", got.StatusCode)
 		}
 	})
+
+	t.Run("inbox_stream_shows_deliveries_as_they_arrive", func(t *testing.T) {
+		ts := newSandbox(t, nil, withScale(0.01))
+		key := ts.key(t)
+		ib := ts.mustInbox(t, key)
+		s := ts.openStream(t, key, "/v1/sandbox/inboxes/"+ib.ID+"/events")
+		ready, ok := s.nextEvent(t)
+		if !ok || ready.event != "ready" || ready.id != "0" {
+			t.Fatalf("first event %+v", ready)
+		}
+		ts.mustStart(t, key, "/v1/imports", importBody(ib.URL, rows("A-1", "A-2")))
+		it := s.await(t, func(it streamItem) bool { return it.event == "delivery" }, func() {})
+		var d struct {
+			Headers      map[string][]string
+			Verification struct{ Valid bool }
+		}
+		if err := json.Unmarshal([]byte(it.data), &d); err != nil || it.id != "1" || !d.Verification.Valid || len(d.Headers["Webhook-Id"]) == 0 {
+			t.Errorf("delivery event %+v: %v", it, err)
+		}
+		other := ts.key(t)
+		if r := ts.do(t, http.MethodGet, "/v1/sandbox/inboxes/"+ib.ID+"/events", other, nil); r.StatusCode != 404 {
+			t.Errorf("other key: %d", r.StatusCode)
+		}
+	})
 }
