@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dunglas/httpsfv"
+
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
@@ -476,6 +478,42 @@ func TestConformance(t *testing.T) {
 		}
 		if !documented {
 			t.Error("Idempotency-Key and its 24 h retention are not documented on createReport")
+		}
+	})
+
+	t.Run("R21_R22_polling_limits_per_key_with_RateLimit_fields", func(t *testing.T) {
+		a, b := ts.key(t), ts.key(t)
+		var last response
+		for range 60 {
+			if last = ts.do(t, http.MethodGet, "/v1/jobs/job_aaaaaaaaaaaaaaaaaaaaaaaaaa", a, nil); last.StatusCode == 429 {
+				break
+			}
+		}
+		if last.StatusCode != 429 || !regexp.MustCompile(`^[1-9][0-9]*$`).MatchString(last.Header.Get("Retry-After")) {
+			t.Fatalf("R21: burst of polls ended with %d Retry-After %q", last.StatusCode, last.Header.Get("Retry-After"))
+		}
+		// Another key is not affected.
+		if r := ts.do(t, http.MethodGet, "/v1/jobs/job_aaaaaaaaaaaaaaaaaaaaaaaaaa", b, nil); r.StatusCode != 404 {
+			t.Errorf("R21: key B after key A's burst: %d", r.StatusCode)
+		}
+		// R22: both fields are Structured Field lists with the draft's parameters.
+		pol, err := httpsfv.UnmarshalList(last.Header.Values("RateLimit-Policy"))
+		if err != nil || len(pol) != 1 {
+			t.Fatalf("R22: RateLimit-Policy %q: %v", last.Header.Values("RateLimit-Policy"), err)
+		}
+		q, _ := pol[0].(httpsfv.Item).Params.Get("q")
+		w, _ := pol[0].(httpsfv.Item).Params.Get("w")
+		if pol[0].(httpsfv.Item).Value != "poll" || q == nil || w == nil {
+			t.Errorf("R22: RateLimit-Policy %q lacks name, q or w", last.Header.Get("RateLimit-Policy"))
+		}
+		rl, err := httpsfv.UnmarshalList(last.Header.Values("RateLimit"))
+		if err != nil || len(rl) != 1 {
+			t.Fatalf("R22: RateLimit %q: %v", last.Header.Values("RateLimit"), err)
+		}
+		r, _ := rl[0].(httpsfv.Item).Params.Get("r")
+		tt, _ := rl[0].(httpsfv.Item).Params.Get("t")
+		if r != int64(0) || tt == nil {
+			t.Errorf("R22: RateLimit %q: want r=0 and a t when refused", last.Header.Get("RateLimit"))
 		}
 	})
 
