@@ -255,9 +255,16 @@ func (h *handlers) problemFor(ctx context.Context, err error, instance string) e
 		return h.Catalog.New(problems.JobExpired, fmt.Sprintf("This job finished more than %s ago, so it was deleted. Start a new one.", h.Retention)).WithInstance(instance)
 	case errors.Is(err, jobs.ErrFinished):
 		return h.Catalog.New(problems.JobAlreadyFinished, "The job already reached a terminal state, which never changes; GET its status URL for the outcome.").WithInstance(instance)
-	case errors.Is(err, jobs.ErrQueueFull), errors.Is(err, jobs.ErrClosed):
+	case errors.Is(err, jobs.ErrQueueFull):
 		wait := seconds(h.Engine.QueueRetryAfter())
 		return h.Catalog.New(problems.QueueFull, fmt.Sprintf("The work queue is full, so nothing was created. Retry in %d s.", wait)).
+			WithHeader("Retry-After", strconv.Itoa(wait)).WithInstance(instance)
+	case errors.Is(err, jobs.ErrClosed):
+		return h.Catalog.New(problems.ShuttingDown, "The sandbox is shutting down and accepts no new jobs; nothing was created. Retry in 30 s.").
+			WithHeader("Retry-After", "30").WithInstance(instance)
+	case errors.Is(err, jobs.ErrOwnerBusy):
+		wait := seconds(h.Engine.QueueRetryAfter())
+		return h.Catalog.New(problems.TooManyJobs, fmt.Sprintf("This API key has as many unfinished jobs as one key may; nothing was created. Retry in %d s, or cancel jobs you no longer need.", wait)).
 			WithHeader("Retry-After", strconv.Itoa(wait)).WithInstance(instance)
 	}
 	h.Logger.ErrorContext(ctx, "unexpected error", "instance", instance, "err", err)

@@ -104,7 +104,7 @@ func (h *handlers) startOperation(api huma.API, op *huma.Operation) {
 		"its status monitor in `Location`, and `Retry-After`. A request that fails validation is refused with a problem and no job is created. " +
 		"When the work queue is full the answer is 503 with `Retry-After`, and nothing is created. Bodies are limited to 64 KiB."
 	h.documentProblems(api, op, problems.MalformedRequest, problems.Unauthorized, problems.RequestTooLarge,
-		problems.UnsupportedMediaType, problems.ValidationFailed, problems.RateLimited, problems.QueueFull,
+		problems.UnsupportedMediaType, problems.ValidationFailed, problems.RateLimited, problems.TooManyJobs, problems.QueueFull, problems.ShuttingDown,
 		problems.IdempotencyKeyInvalid, problems.IdempotencyKeyInUse, problems.IdempotencyKeyReused)
 }
 

@@ -23,6 +23,10 @@ type Config struct {
 	Workers   int
 	QueueSize int
 	MaxKeys   int
+	// MaxJobsPerKey bounds one API key's unfinished jobs.
+	MaxJobsPerKey int
+	// ShutdownTimeout is how long a shutdown waits for running jobs.
+	ShutdownTimeout time.Duration
 	// MaxStreams is how many event streams one API key may hold open.
 	MaxStreams int
 	// CORSOrigins may call the API from a browser on another origin.
@@ -70,6 +74,10 @@ func bindFlags(fs *flag.FlagSet, cfg *Config, getenv func(string) string) (errs 
 	fs.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "jobs that may wait for a worker; beyond it POSTs answer 503 (env ACCEPTED_QUEUE_SIZE)")
 	parse("MAX_KEYS", "100000", func(s string) (err error) { cfg.MaxKeys, err = strconv.Atoi(s); return })
 	fs.IntVar(&cfg.MaxKeys, "max-keys", cfg.MaxKeys, "sandbox API keys held in memory at most (env ACCEPTED_MAX_KEYS)")
+	parse("MAX_JOBS_PER_KEY", "1000", func(s string) (err error) { cfg.MaxJobsPerKey, err = strconv.Atoi(s); return })
+	fs.IntVar(&cfg.MaxJobsPerKey, "max-jobs-per-key", cfg.MaxJobsPerKey, "unfinished (queued or processing) jobs one API key may have; beyond it POSTs answer 429 (env ACCEPTED_MAX_JOBS_PER_KEY)")
+	parse("SHUTDOWN_TIMEOUT", "30s", func(s string) (err error) { cfg.ShutdownTimeout, err = time.ParseDuration(s); return })
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT/SIGTERM, how long to let running jobs finish (new ones get 503) before failing the rest with job_interrupted (env ACCEPTED_SHUTDOWN_TIMEOUT)")
 	parse("MAX_STREAMS", "5", func(s string) (err error) { cfg.MaxStreams, err = strconv.Atoi(s); return })
 	fs.IntVar(&cfg.MaxStreams, "max-streams", cfg.MaxStreams, "event streams one API key may hold open at once (env ACCEPTED_MAX_STREAMS)")
 	fs.Func("cors-origins", "comma-separated `origins` (such as https://docs.example.com, or *) whose pages may call the API from a browser; empty: same origin only (env ACCEPTED_CORS_ORIGINS)", func(s string) error {
@@ -92,8 +100,11 @@ func (c Config) Validate() error {
 	if c.Retention < time.Second {
 		errs = append(errs, fmt.Errorf("-retention %s: must be at least 1s", c.Retention))
 	}
-	if c.Workers < 1 || c.QueueSize < 1 || c.MaxKeys < 1 || c.MaxStreams < 1 {
-		errs = append(errs, errors.New("-workers, -queue-size, -max-keys and -max-streams must be at least 1"))
+	if c.Workers < 1 || c.QueueSize < 1 || c.MaxKeys < 1 || c.MaxStreams < 1 || c.MaxJobsPerKey < 1 {
+		errs = append(errs, errors.New("-workers, -queue-size, -max-keys, -max-jobs-per-key and -max-streams must be at least 1"))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("-shutdown-timeout %s: must not be negative", c.ShutdownTimeout))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format %q: must be text or json", c.LogFormat))

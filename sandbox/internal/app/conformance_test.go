@@ -3,7 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"regexp"
 	"slices"
@@ -231,6 +234,9 @@ func TestConformance(t *testing.T) {
 		key := ts.key(t)
 		for _, code := range ts.s.Catalog().Deferred() {
 			e, _ := ts.s.Catalog().Entry(code)
+			if e.Scenario == nil {
+				continue // not a scenario: job_interrupted comes from a shutdown (shutdown_drains_then_interrupts)
+			}
 			r := ts.mustStart(t, key, "/v1/reports", reportBody(e.Scenario))
 			if code == problems.JobStalled {
 				continue // needs the clock moved: TestStalledJob
@@ -547,6 +553,71 @@ func TestConformance(t *testing.T) {
 
 	// The problems of imports, webhooks and the inbox (webhooks_test.go).
 	t.Run("R31_webhook_problems", func(t *testing.T) { webhookProblems(t, ts) })
+
+	t.Run("shutdown_drains_then_interrupts", func(t *testing.T) {
+		cfg := testConfig()
+		cfg.TimeScale, cfg.ShutdownTimeout = 1, 2*time.Second
+		s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, sigterm := context.WithCancel(context.Background())
+		stopped := make(chan error, 1)
+		go func() { stopped <- s.Run(ctx, ln) }()
+		sd := &testSandbox{s: s, srv: &httptest.Server{URL: "http://" + ln.Addr().String()}, seen: seen}
+		kr := sd.do(t, http.MethodPost, "/v1/sandbox/keys", "", nil)
+		key, keyID := kr.json(t)["key"].(string), kr.json(t)["key_id"].(string)
+		short := sd.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 0.2}))
+		long := sd.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 60}))
+		sigterm()
+		// New jobs are refused, with a way back.
+		var refused response
+		waitFor(t, func() bool {
+			refused = sd.do(t, http.MethodPost, "/v1/reports", key, reportBody(nil))
+			return refused.StatusCode == http.StatusServiceUnavailable
+		})
+		if refused.json(t)["code"] != problems.ShuttingDown || refused.Header.Get("Retry-After") == "" {
+			t.Errorf("during drain: %s Retry-After %q", refused.body, refused.Header.Get("Retry-After"))
+		}
+		// Running work finishes, and its owner can still follow it.
+		polls := sd.mustFollow(t, key, short.Header.Get("Location"))
+		if polls[len(polls)-1].StatusCode != http.StatusSeeOther {
+			t.Errorf("short job during drain: %d", polls[len(polls)-1].StatusCode)
+		}
+		select {
+		case err := <-stopped:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("the server did not stop")
+		}
+		// What outlived the deadline ended with its own code, not pending.
+		j, err := s.Engine().Get(context.Background(), keyID, long.json(t)["id"].(string))
+		if err != nil || j.Status != jobs.StatusFailed || j.Failure == nil || j.Failure.Code != problems.JobInterrupted {
+			t.Fatalf("long job after shutdown: %+v %v", j, err)
+		}
+		e, _ := s.Catalog().Entry(j.Failure.Code)
+		seen.add(e.Code, e.Type)
+	})
+
+	t.Run("too_many_unfinished_jobs_per_key", func(t *testing.T) {
+		few := newSandbox(t, seen, withScale(1), func(c *Config, _ *Deps) { c.MaxJobsPerKey = 2 })
+		a, b := few.key(t), few.key(t)
+		first := few.mustStart(t, a, "/v1/reports", reportBody(map[string]any{"duration_seconds": 60}))
+		few.mustStart(t, a, "/v1/reports", reportBody(map[string]any{"duration_seconds": 60}))
+		r := few.do(t, http.MethodPost, "/v1/reports", a, reportBody(nil))
+		if r.StatusCode != 429 || r.json(t)["code"] != problems.TooManyJobs || r.Header.Get("Retry-After") == "" {
+			t.Errorf("third job: %d %s", r.StatusCode, r.body)
+		}
+		few.mustStart(t, b, "/v1/reports", reportBody(map[string]any{"duration_seconds": 60}))
+		few.do(t, http.MethodDelete, first.Header.Get("Location"), a, nil)
+		few.mustStart(t, a, "/v1/reports", reportBody(map[string]any{"duration_seconds": 60}))
+	})
 
 	t.Run("R16_catalog_and_problems_sent_match", func(t *testing.T) {
 		if len(seen.codes) == 0 {

@@ -49,7 +49,7 @@ func newProblemLog() *problemLog {
 func testConfig() Config {
 	return Config{
 		Addr: "127.0.0.1:0", TimeScale: 0.001, Retention: 24 * time.Hour, LogLevel: slog.LevelInfo,
-		LogFormat: "text", DocsBase: "http://localhost:8080", Workers: 16, QueueSize: 100, MaxKeys: 1000, MaxStreams: 5,
+		LogFormat: "text", DocsBase: "http://localhost:8080", Workers: 16, QueueSize: 100, MaxKeys: 1000, MaxStreams: 5, MaxJobsPerKey: 1000, ShutdownTimeout: 5 * time.Second,
 	}
 }
 

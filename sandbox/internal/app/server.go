@@ -92,7 +92,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.store = memstore.New()
 	engine, err := jobs.New(jobs.Config{
 		Clock: d.Clock, Store: s.store, Logger: d.Logger.With("component", "jobs"),
-		Workers: cfg.Workers, QueueSize: cfg.QueueSize, Retention: cfg.Retention,
+		Workers: cfg.Workers, QueueSize: cfg.QueueSize, Retention: cfg.Retention, MaxActivePerOwner: cfg.MaxJobsPerKey,
 		Work: map[jobs.Kind]jobs.Work{
 			reports.Kind: reports.Work(d.Clock, cfg.TimeScale),
 			exports.Kind: exports.Work(d.Clock, cfg.TimeScale),
@@ -274,13 +274,35 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	s.log.Info("shutting down")
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := srv.Shutdown(shutdown)
-	if cerr := s.Close(shutdown); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("stopping the engine: %w", cerr))
+	return s.shutdown(srv, stop)
+}
+
+// shutdown stops gracefully, in an order that loses nothing accepted:
+//  1. drain: the server keeps answering, so clients can still poll and
+//     stream, but new jobs get 503 shutting_down with Retry-After, while
+//     running jobs get up to -shutdown-timeout to finish;
+//  2. close the engine: jobs still unfinished fail with job_interrupted
+//     (their owners see a final state, not a job pending forever), and the
+//     webhooks still waiting for a retry are logged with their state;
+//  3. end the event streams and stop the HTTP server.
+func (s *Server) shutdown(srv *http.Server, endStreams context.CancelFunc) error {
+	s.log.Info("shutting down: accepting no new jobs", "wait_for_running", s.cfg.ShutdownTimeout)
+	drain, cancelDrain := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancelDrain()
+	if err := s.engine.Drain(drain); err != nil {
+		s.log.Warn("shutting down: jobs left unfinished are failed with job_interrupted", "err", err)
 	}
+	closing, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelClose()
+	var err error
+	if cerr := s.Close(closing); cerr != nil {
+		err = fmt.Errorf("stopping the engine: %w", cerr)
+	}
+	endStreams()
+	if serr := srv.Shutdown(closing); serr != nil {
+		err = errors.Join(err, fmt.Errorf("stopping the HTTP server: %w", serr))
+	}
+	s.log.Info("stopped")
 	return err
 }
 

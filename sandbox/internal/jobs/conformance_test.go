@@ -767,8 +767,8 @@ func TestCloseLeavesNothingBehind(t *testing.T) {
 		}
 		for _, id := range ids {
 			j, err := te.Get(ctx, ownerA, id)
-			if err != nil || j.Status != jobs.StatusFailed || j.Failure.Code != jobs.CodeInternal {
-				t.Errorf("job %s after Close: %s %+v %v, want failed internal_error", id, j.Status, j.Failure, err)
+			if err != nil || j.Status != jobs.StatusFailed || j.Failure.Code != jobs.CodeInterrupted {
+				t.Errorf("job %s after Close: %s %+v %v, want failed job_interrupted", id, j.Status, j.Failure, err)
 			}
 		}
 		if err := te.Close(ctx); err != nil {
@@ -850,4 +850,65 @@ func BenchmarkThroughput(b *testing.B) {
 		time.Sleep(100 * time.Microsecond)
 	}
 	mustTerminal(b, e, ownerA, last)
+}
+
+// TestDrain: Drain refuses new jobs at once and returns when the running
+// ones have finished; with a deadline it reports what was left, and Close
+// then fails those with job_interrupted.
+func TestDrain(t *testing.T) {
+	release := make(chan struct{})
+	work := func(ctx context.Context, _ jobs.Job, _ jobs.Progress) ([]byte, error) {
+		select {
+		case <-release:
+			return []byte(`{}`), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	e := newEngine(t, work)
+	a := mustSubmit(t, e, "o", time.Second)
+	b := mustSubmit(t, e, "o", time.Second)
+	done := make(chan error, 1)
+	go func() { done <- e.Drain(context.Background()) }()
+	// Refused while draining.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := e.Submit(context.Background(), jobs.Spec{Kind: kindTest, Owner: "o"}); errors.Is(err, jobs.ErrClosed) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Submit still accepted during Drain")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Drain returned %v with jobs running", err)
+	case <-time.After(30 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	for _, id := range []string{a.ID, b.ID} {
+		if j := mustTerminal(t, e, "o", id); j.Status != jobs.StatusSucceeded {
+			t.Errorf("%s: %s", id, j.Status)
+		}
+	}
+}
+
+// TestMaxActivePerOwner: one owner's unfinished jobs are bounded; finishing
+// one frees a place; other owners are not affected.
+func TestMaxActivePerOwner(t *testing.T) {
+	e := newEngine(t, blockUntilDone, func(c *jobs.Config) { c.MaxActivePerOwner = 2 })
+	first := mustSubmit(t, e, "a", time.Minute)
+	mustSubmit(t, e, "a", time.Minute)
+	if _, err := e.Submit(context.Background(), jobs.Spec{Kind: kindTest, Owner: "a", Expected: time.Minute}); !errors.Is(err, jobs.ErrOwnerBusy) {
+		t.Fatalf("third job of owner a: %v, want ErrOwnerBusy", err)
+	}
+	mustSubmit(t, e, "b", time.Minute)
+	if _, err := e.Cancel(context.Background(), "a", first.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustSubmit(t, e, "a", time.Minute)
 }

@@ -46,6 +46,10 @@ type Config struct {
 	StallFactor float64       // silence allowed as a multiple of Expected (default 2), never under StallFloor
 	SweepEvery  time.Duration // watchdog and janitor period (default 1s)
 	Work        map[Kind]Work // required, at least one kind
+	// MaxActivePerOwner bounds one owner's unfinished (queued or
+	// processing) jobs, so one API key cannot fill the queue for everyone;
+	// beyond it Submit answers ErrOwnerBusy. Default 1000.
+	MaxActivePerOwner int
 }
 
 // Defaults applied by New.
@@ -55,6 +59,8 @@ const (
 	DefaultRetention   = 24 * time.Hour
 	DefaultStallFactor = 2.0
 	DefaultSweepEvery  = time.Second
+	// DefaultMaxActivePerOwner bounds one owner's unfinished jobs.
+	DefaultMaxActivePerOwner = 1000
 	// StallFloor keeps the dead-man's switch from firing on very short jobs
 	// between two sweeps.
 	StallFloor = time.Second
@@ -107,6 +113,10 @@ type Engine struct {
 	// after that no job can slip into the queue behind Close's drain.
 	submitMu sync.RWMutex
 	closed   bool
+	draining bool // Drain called: no new jobs, running ones finish
+
+	maxActive int
+	active    map[string]int // owner → unfinished jobs, guarded by mu
 
 	mu       sync.Mutex
 	started  bool
@@ -139,7 +149,7 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("jobs: Config.Work[%q] is nil", k)
 		}
 	}
-	if cfg.Workers < 0 || cfg.QueueSize < 0 || cfg.Retention < 0 || cfg.StallFactor < 0 || cfg.SweepEvery < 0 {
+	if cfg.Workers < 0 || cfg.QueueSize < 0 || cfg.MaxActivePerOwner < 0 || cfg.Retention < 0 || cfg.StallFactor < 0 || cfg.SweepEvery < 0 {
 		return nil, errors.New("jobs: Config has a negative size, duration or factor")
 	}
 	e := &Engine{
@@ -153,6 +163,8 @@ func New(cfg Config) (*Engine, error) {
 		sweepEvery:  cmpOr(cfg.SweepEvery, DefaultSweepEvery),
 		work:        maps.Clone(cfg.Work),
 		running:     make(map[string]context.CancelCauseFunc),
+		maxActive:   cmpOr(cfg.MaxActivePerOwner, DefaultMaxActivePerOwner),
+		active:      make(map[string]int),
 		watchers:    make(map[string]map[*watcher]struct{}),
 		done:        make(chan struct{}),
 	}
@@ -234,6 +246,31 @@ drain:
 	return errors.Join(errs...)
 }
 
+// Drain stops accepting jobs (Submit answers ErrClosed) and waits, until ctx
+// ends, for every queued and running job to finish on its own: the first
+// step of a graceful shutdown, before Close fails whatever is left. It
+// returns ctx's cause if jobs were still unfinished.
+func (e *Engine) Drain(ctx context.Context) error {
+	e.submitMu.Lock()
+	e.draining = true
+	e.submitMu.Unlock()
+	// A shutdown happens once; polling the counts on the wall clock keeps
+	// the hot paths free of the extra signalling a wait would need.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if st := e.Stats(); st.Queued == 0 && st.Running == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			st := e.Stats()
+			return fmt.Errorf("jobs: drain: %d queued and %d running jobs left: %w", st.Queued, st.Running, context.Cause(ctx))
+		case <-tick.C:
+		}
+	}
+}
+
 func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
 	ch := make(chan struct{})
 	go func() { wg.Wait(); close(ch) }()
@@ -263,7 +300,7 @@ func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 	}
 	e.submitMu.RLock()
 	defer e.submitMu.RUnlock()
-	if e.closed {
+	if e.closed || e.draining {
 		return Job{}, ErrClosed
 	}
 	e.mu.Lock()
@@ -272,8 +309,8 @@ func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 	if runCtx != nil && runCtx.Err() != nil { // Start's ctx ended without Close: nobody would run it
 		return Job{}, fmt.Errorf("jobs: submit: engine context ended: %w", ErrClosed)
 	}
-	if !e.reserve() {
-		return Job{}, ErrQueueFull
+	if err := e.reserve(s.Owner); err != nil {
+		return Job{}, err
 	}
 	now := e.clk.Now()
 	j := Job{
@@ -296,20 +333,37 @@ func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 	}
 	if err != nil {
 		e.release()
+		e.ownerDone(s.Owner)
 		return Job{}, fmt.Errorf("jobs: submit: %w", err)
 	}
 	e.queue <- j.ID
 	return j, nil
 }
 
-func (e *Engine) reserve() bool {
+// reserve takes a queue slot and counts one more unfinished job for owner.
+func (e *Engine) reserve(owner string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.reserved >= e.queueSize {
-		return false
+		return ErrQueueFull
+	}
+	if e.active[owner] >= e.maxActive {
+		return ErrOwnerBusy
 	}
 	e.reserved++
-	return true
+	e.active[owner]++
+	return nil
+}
+
+// ownerDone counts one of owner's jobs as finished.
+func (e *Engine) ownerDone(owner string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.active[owner] <= 1 {
+		delete(e.active, owner)
+		return
+	}
+	e.active[owner]--
 }
 
 func (e *Engine) release() {
@@ -419,7 +473,6 @@ func (e *Engine) worker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case id := <-e.queue:
-			e.release()
 			e.run(ctx, id)
 		}
 	}
@@ -433,8 +486,11 @@ func (e *Engine) run(ctx context.Context, id string) {
 	defer cancel(nil)
 	// Register the cancel func before the job turns processing, so a
 	// Cancel or a stall that lands right after the transition finds it.
+	// The queue slot is given back in the same step, so the job is always
+	// counted as queued or running (Drain relies on it).
 	e.mu.Lock()
 	e.running[id] = cancel
+	e.reserved--
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
@@ -503,7 +559,7 @@ func (e *Engine) finish(ctx context.Context, job Job, out []byte, werr, cause er
 	case errors.Is(cause, causeStalled):
 		return // the watchdog already failed it
 	case cause != nil:
-		next, fail = StatusFailed, &Failure{Code: CodeInternal, Detail: "The job was interrupted: the server stopped before the job finished."}
+		next, fail = StatusFailed, &Failure{Code: CodeInterrupted, Detail: "The job was interrupted: the server stopped before the job finished."}
 	case errors.Is(werr, ErrFinished):
 		return // Progress saw a cancel or stall land before its ctx ended; that state stands
 	case werr == nil:
@@ -531,7 +587,7 @@ func (e *Engine) finish(ctx context.Context, job Job, out []byte, werr, cause er
 // interrupt fails a job that will never run because the engine is stopping.
 func (e *Engine) interrupt(ctx context.Context, id, detail string) {
 	_, err := e.transition(ctx, id, StatusFailed, func(j *Job, _ time.Time) error {
-		j.Failure = &Failure{Code: CodeInternal, Detail: "The job was interrupted: " + detail + "."}
+		j.Failure = &Failure{Code: CodeInterrupted, Detail: "The job was interrupted: " + detail + "."}
 		return nil
 	})
 	if err != nil && !errors.Is(err, ErrFinished) {
@@ -543,7 +599,7 @@ func (e *Engine) interrupt(ctx context.Context, id, detail string) {
 // finish and expiry times of terminal states; fn may adjust the job or veto
 // the change by returning an error.
 func (e *Engine) transition(ctx context.Context, id string, next Status, fn func(j *Job, now time.Time) error) (Job, error) {
-	return e.mutate(ctx, id, func(j *Job, now time.Time) error {
+	stored, err := e.mutate(ctx, id, func(j *Job, now time.Time) error {
 		if !j.Status.CanMoveTo(next) {
 			if j.Status.Terminal() {
 				return fmt.Errorf("jobs: %s is already %s: %w", id, j.Status, ErrFinished)
@@ -560,6 +616,11 @@ func (e *Engine) transition(ctx context.Context, id string, next Status, fn func
 		}
 		return nil
 	})
+	if err == nil && next.Terminal() {
+		// CanMoveTo let exactly one transition out of a live state through.
+		e.ownerDone(stored.Owner)
+	}
+	return stored, err
 }
 
 // maxConflicts bounds compare-and-swap retries; each conflict means someone

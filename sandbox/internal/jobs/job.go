@@ -65,9 +65,10 @@ type Kind string
 // Error-catalog codes the engine itself assigns. Work chooses its own codes
 // through Fail.
 const (
-	CodeCanceled = "job_canceled"   // the owner canceled the job
-	CodeStalled  = "job_stalled"    // the dead-man's switch fired
-	CodeInternal = "internal_error" // Work returned a plain error or panicked, or the server shut down
+	CodeCanceled    = "job_canceled"    // the owner canceled the job
+	CodeStalled     = "job_stalled"     // the dead-man's switch fired
+	CodeInternal    = "internal_error"  // Work returned a plain error or panicked
+	CodeInterrupted = "job_interrupted" // the server shut down before the job finished
 )
 
 // Failure says why a job did not succeed, as an error-catalog code plus a
@@ -97,6 +98,7 @@ var (
 	ErrQueueFull       = errors.New("job queue full")
 	ErrUnknownKind     = errors.New("unknown job kind")
 	ErrClosed          = errors.New("job engine closed")
+	ErrOwnerBusy       = errors.New("owner has too many unfinished jobs")
 	ErrExists          = errors.New("job already exists")
 	ErrVersionConflict = errors.New("job version conflict")
 )

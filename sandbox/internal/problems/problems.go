@@ -66,6 +66,9 @@ const (
 	RateLimited          = "rate_limited"
 	InternalError        = "internal_error"
 
+	ShuttingDown          = "shutting_down"
+	TooManyJobs           = "too_many_jobs"
+	JobInterrupted        = "job_interrupted"
 	IdempotencyKeyInvalid = "idempotency_key_invalid"
 	IdempotencyKeyInUse   = "idempotency_key_in_use"
 	IdempotencyKeyReused  = "idempotency_key_reused"
@@ -122,6 +125,12 @@ func entries() []Entry {
 		{Code: RateLimited, Status: http.StatusTooManyRequests, Title: "Too many requests", When: Immediate, Retryable: true,
 			Description: "This API key (or, for key creation, this client address) sent more requests than its policy allows.",
 			Action:      "Wait the number of seconds in `Retry-After`. While polling, honour the `Retry-After` of each status response instead of polling in a tight loop."},
+		{Code: ShuttingDown, Status: http.StatusServiceUnavailable, Title: "Sandbox is shutting down", When: Immediate, Retryable: true,
+			Description: "The sandbox is restarting: it lets the jobs it has finish but accepts no new ones. Nothing was created. Status monitors keep answering until it stops.",
+			Action:      "Wait the number of seconds in `Retry-After` and send the same request again (with the same `Idempotency-Key` if you used one)."},
+		{Code: TooManyJobs, Status: http.StatusTooManyRequests, Title: "Too many unfinished jobs", When: Immediate, Retryable: true,
+			Description: "This API key already has as many queued or processing jobs as the sandbox allows one key, so that one client cannot fill the queue for everyone. Nothing was created.",
+			Action:      "Wait for some of your jobs to finish (or cancel ones you no longer need), then retry after the seconds in `Retry-After`."},
 		{Code: IdempotencyKeyInvalid, Status: http.StatusBadRequest, Title: "Invalid Idempotency-Key", When: Immediate,
 			Description: "The Idempotency-Key header is empty, longer than 255 characters, or holds characters other than printable ASCII. Nothing was created.",
 			Action:      "Send 1 to 255 printable ASCII characters; a random UUID per logical request is the usual choice."},
@@ -135,6 +144,9 @@ func entries() []Entry {
 			Description: "The worker running the job crashed. As a response to a request this means a bug in the sandbox; inside a failed job it is the deferred failure most services meet sooner or later.",
 			Action:      "Start the job again. If it keeps failing, send the job id to support: it identifies the run in the server's logs.",
 			Scenario:    map[string]any{"outcome": "crash"}},
+		{Code: JobInterrupted, Status: http.StatusServiceUnavailable, Title: "Job interrupted by a restart", When: Deferred, Retryable: true,
+			Description: "The sandbox shut down before the job finished: on shutdown it lets running jobs finish for a while, then fails the rest with this code rather than leave them pending forever.",
+			Action:      "Start the job again; the request itself was fine."},
 		{Code: JobStalled, Status: http.StatusGatewayTimeout, Title: "Job stopped reporting progress", When: Deferred, Retryable: true,
 			Description: "The worker stopped reporting progress for more than twice the job's expected duration, so the server's dead-man's switch failed the job rather than leave it pending forever.",
 			Action:      "Start the job again. Repeated stalls on one input are worth reporting with the job id.",
