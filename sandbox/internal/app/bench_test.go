@@ -20,7 +20,7 @@ import (
 func benchSandbox(b *testing.B) (*Server, string) {
 	b.Helper()
 	cfg := testConfig()
-	cfg.QueueSize, cfg.Workers, cfg.TimeScale = 1_000_000, 64, 1
+	cfg.QueueSize, cfg.Workers, cfg.TimeScale, cfg.MaxJobsPerKey = 1_000_000, 64, 1, 1_000_000
 	unlimited := []ratelimit.Policy{
 		{Name: api.PolicyPoll, Rate: 1e9, Burst: 1e9},
 		{Name: api.PolicyStart, Rate: 1e9, Burst: 1e9},
