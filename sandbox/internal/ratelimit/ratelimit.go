@@ -333,7 +333,36 @@ func (l *Limiter) Sweep() {
 // Headers returns the RateLimit-Policy and RateLimit fields describing d
 // under p, plus Retry-After when d is a refusal. See the package doc for the
 // mapping from token buckets to the draft's parameters.
+//
+// Every rate-limited request pays for this, so the common case (a policy
+// name of printable ASCII, integers in the Structured Field range) is
+// written by hand, byte for byte what httpsfv writes (FuzzHeaders checks
+// that); anything else goes through httpsfv.
 func Headers(d Decision, p Policy) http.Header {
+	t := d.Reset
+	if !d.Allowed {
+		t = d.RetryAfter
+	}
+	q, w, r, tt := int64(p.Burst), p.Window(), int64(max(0, d.Remaining)), ceilSecondsOrZero(t)
+	if !sfIntegers(q, w, r, tt) || !printableASCII(p.Name) {
+		return headersSFV(d, p)
+	}
+	h := make(http.Header, 3)
+	name := appendSFString(make([]byte, 0, len(p.Name)+2), p.Name)
+	pol := append(append(name, ";q="...), strconv.FormatInt(q, 10)...)
+	pol = append(append(pol, ";w="...), strconv.FormatInt(w, 10)...)
+	h.Set(HeaderPolicy, string(pol))
+	cur := append(append(name[:len(name):len(name)], ";r="...), strconv.FormatInt(r, 10)...)
+	cur = append(append(cur, ";t="...), strconv.FormatInt(tt, 10)...)
+	h.Set(HeaderRateLimit, string(cur))
+	if !d.Allowed {
+		h.Set(HeaderRetryAfter, strconv.FormatInt(ceilSeconds(d.RetryAfter), 10))
+	}
+	return h
+}
+
+// headersSFV is Headers through httpsfv, for what the fast path does not take.
+func headersSFV(d Decision, p Policy) http.Header {
 	h := make(http.Header, 3)
 
 	pol := httpsfv.NewItem(p.Name)
@@ -358,6 +387,40 @@ func Headers(d Decision, p Policy) http.Header {
 		h.Set(HeaderRetryAfter, strconv.FormatInt(ceilSeconds(d.RetryAfter), 10))
 	}
 	return h
+}
+
+// sfIntegers reports whether every n fits a Structured Field Integer
+// (RFC 9651 §3.3.1: at most 15 digits).
+func sfIntegers(ns ...int64) bool {
+	const limit = 999_999_999_999_999
+	for _, n := range ns {
+		if n > limit || n < -limit {
+			return false
+		}
+	}
+	return true
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// appendSFString appends s (printable ASCII) as a Structured Field String:
+// quoted, with backslash and double quote escaped (RFC 9651 §4.1.6).
+func appendSFString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
 }
 
 // ceilSeconds rounds d up to whole seconds, at least 1.
