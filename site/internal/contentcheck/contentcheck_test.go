@@ -101,9 +101,9 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		return m
 	}
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, c, g, e fstest.MapFS)
-		want  string
+		want   string
 	}{
 		{
 			name: "an operation no guide links to",
