@@ -102,12 +102,12 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		break_ func(t *testing.T, c, g, e fstest.MapFS)
+		mutate func(t *testing.T, c, g, e fstest.MapFS)
 		want   string
 	}{
 		{
 			name: "an operation no guide links to",
-			break_: func(t *testing.T, c, g, e fstest.MapFS) {
+			mutate: func(t *testing.T, c, g, e fstest.MapFS) {
 				editJSON(t, g, "openapi.json", func(doc map[string]any) {
 					obj(doc, "paths")["/v1/unlinked"] = map[string]any{"get": map[string]any{
 						"operationId": "getUnlinked", "summary": "Nobody links here", "tags": []any{"Jobs"},
@@ -119,7 +119,7 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		},
 		{
 			name: "a deferred error whose scenario no guide shows",
-			break_: func(t *testing.T, c, g, e fstest.MapFS) {
+			mutate: func(t *testing.T, c, g, e fstest.MapFS) {
 				editJSON(t, g, "errors.json", func(doc map[string]any) {
 					doc["problems"] = append(doc["problems"].([]any), map[string]any{
 						"code": "disk_on_fire", "type": "http://localhost:8080/errors#disk_on_fire", "status": 500,
@@ -132,7 +132,7 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		},
 		{
 			name: "an immediate error no guide links to",
-			break_: func(t *testing.T, c, g, e fstest.MapFS) {
+			mutate: func(t *testing.T, c, g, e fstest.MapFS) {
 				editJSON(t, g, "errors.json", func(doc map[string]any) {
 					doc["problems"] = append(doc["problems"].([]any), map[string]any{
 						"code": "teapot", "type": "http://localhost:8080/errors#teapot", "status": 418,
@@ -144,7 +144,7 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		},
 		{
 			name: "a known scenario removed from the guides",
-			break_: func(t *testing.T, c, g, e fstest.MapFS) {
+			mutate: func(t *testing.T, c, g, e fstest.MapFS) {
 				for name, f := range c {
 					s := strings.ReplaceAll(string(f.Data), `"outcome":"crash"`, `"outcome":"succeed"`)
 					c[name] = &fstest.MapFile{Data: []byte(s)}
@@ -154,7 +154,7 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		},
 		{
 			name: "a state the flowchart does not draw",
-			break_: func(t *testing.T, c, g, e fstest.MapFS) {
+			mutate: func(t *testing.T, c, g, e fstest.MapFS) {
 				editJSON(t, g, "openapi.json", func(doc map[string]any) {
 					st := obj(doc, "components", "schemas", "Job", "properties", "status")
 					st["enum"] = append(st["enum"].([]any), "paused")
@@ -164,7 +164,7 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		},
 		{
 			name: "a state renamed in the flowchart",
-			break_: func(t *testing.T, c, g, e fstest.MapFS) {
+			mutate: func(t *testing.T, c, g, e fstest.MapFS) {
 				f := c["guides/lifecycle.md"]
 				s := strings.Replace(string(f.Data), "|  canceled  |", "|  stopped   |", 1)
 				c["guides/lifecycle.md"] = &fstest.MapFile{Data: []byte(s)}
@@ -173,7 +173,7 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		},
 		{
 			name: "a page without a description",
-			break_: func(t *testing.T, c, g, e fstest.MapFS) {
+			mutate: func(t *testing.T, c, g, e fstest.MapFS) {
 				c["faq/bare.md"] = &fstest.MapFile{Data: []byte("---\ntitle: Bare\n---\nNo description.\n")}
 			},
 			want: "faq/bare.md: no description in the front matter",
@@ -182,7 +182,7 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, g, e := newRealInputs(t)
-			tt.break_(t, c, g, e)
+			tt.mutate(t, c, g, e)
 			problems := mustBuildAndCheck(t, c, g, e)
 			for _, p := range problems {
 				if strings.Contains(p, tt.want) {
