@@ -147,16 +147,23 @@ func BenchmarkLoadAccept(b *testing.B) {
 		b.Run(fmt.Sprintf("rate=%g", rate), func(b *testing.B) {
 			srv, key := loadSandbox(b)
 			c := loadClient(256)
+			bare := bareLike(b, c, postReport(srv.URL, key), http.StatusAccepted)
 			checkLoad(b, "warm-up", closedLoop(c, loadConc, 4*loadConc, http.StatusAccepted, func(int) *http.Request { return postReport(srv.URL, key) }))
 			ks := keysFor(b, c, srv.URL, b.N)
 			b.ResetTimer()
 			r := openLoop(context.Background(), c, rate, b.N, 256, http.StatusAccepted, func(i int) *http.Request { return postReport(srv.URL, ks[i/jobsPerKey]) })
 			b.StopTimer()
 			checkLoad(b, "sandbox", r)
+			// The bare handler at the same rate: what the machine (and its
+			// neighbours) cost every request before the sandbox does anything.
+			f := openLoop(context.Background(), c, rate, b.N, 256, http.StatusAccepted, func(int) *http.Request { return postReport(bare.URL, key) })
+			checkLoad(b, "bare", f)
 			b.ReportMetric(r.rps(), "req/s")
 			b.ReportMetric(float64(r.quantile(0.5).Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(r.quantile(0.99).Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(r.quantile(1).Microseconds())/1000, "max-ms")
+			b.ReportMetric(float64(f.quantile(0.5).Microseconds())/1000, "bare-p50-ms")
+			b.ReportMetric(float64(f.quantile(0.99).Microseconds())/1000, "bare-p99-ms")
 		})
 	}
 }

@@ -34,13 +34,36 @@ type Store struct {
 	mu    sync.RWMutex
 	jobs  map[string]jobs.Job
 	tombs map[string]tombstone
+	// The sweeper lists stalled and expired jobs every second while holding
+	// the lock; with 100,000 jobs in flight a scan of every job took ~60 ms,
+	// stalling every write behind it. These index the only jobs those lists
+	// can match (what an index on status and expires_at would do in SQL).
+	processing map[string]struct{} // Status == processing
+	expiring   map[string]struct{} // ExpiresAt set
 }
 
 var _ jobs.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{jobs: make(map[string]jobs.Job), tombs: make(map[string]tombstone)}
+	return &Store{
+		jobs: make(map[string]jobs.Job), tombs: make(map[string]tombstone),
+		processing: make(map[string]struct{}), expiring: make(map[string]struct{}),
+	}
+}
+
+// indexLocked files j under the sets it belongs to now.
+func (s *Store) indexLocked(j jobs.Job) {
+	if j.Status == jobs.StatusProcessing {
+		s.processing[j.ID] = struct{}{}
+	} else {
+		delete(s.processing, j.ID)
+	}
+	if !j.ExpiresAt.IsZero() {
+		s.expiring[j.ID] = struct{}{}
+	} else {
+		delete(s.expiring, j.ID)
+	}
 }
 
 // Create implements jobs.Store.
@@ -56,6 +79,7 @@ func (s *Store) Create(ctx context.Context, j jobs.Job) error {
 		return fmt.Errorf("memstore: create %s: %w", j.ID, jobs.ErrExists)
 	}
 	s.jobs[j.ID] = j.Clone()
+	s.indexLocked(j)
 	return nil
 }
 
@@ -96,12 +120,13 @@ func (s *Store) Update(ctx context.Context, j jobs.Job) (jobs.Job, error) {
 	j = j.Clone()
 	j.Version++
 	s.jobs[j.ID] = j
+	s.indexLocked(j)
 	return j.Clone(), nil
 }
 
 // ListStalled implements jobs.Store, oldest beat first.
 func (s *Store) ListStalled(ctx context.Context, q jobs.StallQuery, limit int) ([]jobs.Job, error) {
-	return s.list(ctx, limit, q.Stalled, func(j jobs.Job) time.Time { return j.LastBeat })
+	return s.list(ctx, limit, s.processing, q.Stalled, func(j jobs.Job) time.Time { return j.LastBeat })
 }
 
 // ListExpired implements jobs.Store, earliest expiry first. It also drops
@@ -115,10 +140,11 @@ func (s *Store) ListExpired(ctx context.Context, now time.Time, limit int) ([]jo
 	}
 	s.mu.Unlock()
 	expired := func(j jobs.Job) bool { return !j.ExpiresAt.IsZero() && !j.ExpiresAt.After(now) }
-	return s.list(ctx, limit, expired, func(j jobs.Job) time.Time { return j.ExpiresAt })
+	return s.list(ctx, limit, s.expiring, expired, func(j jobs.Job) time.Time { return j.ExpiresAt })
 }
 
-func (s *Store) list(ctx context.Context, limit int, match func(jobs.Job) bool, order func(jobs.Job) time.Time) ([]jobs.Job, error) {
+// list answers the jobs of set (one of the indexes) that match.
+func (s *Store) list(ctx context.Context, limit int, set map[string]struct{}, match func(jobs.Job) bool, order func(jobs.Job) time.Time) ([]jobs.Job, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memstore: list: %w", err)
 	}
@@ -127,8 +153,8 @@ func (s *Store) list(ctx context.Context, limit int, match func(jobs.Job) bool, 
 	}
 	s.mu.RLock()
 	var out []jobs.Job
-	for _, j := range s.jobs {
-		if match(j) {
+	for id := range set {
+		if j := s.jobs[id]; match(j) {
 			out = append(out, j)
 		}
 	}
@@ -159,6 +185,8 @@ func (s *Store) Expire(ctx context.Context, id string) error {
 		return fmt.Errorf("memstore: expire %s: %w", id, jobs.ErrNotFound)
 	}
 	delete(s.jobs, id)
+	delete(s.processing, id)
+	delete(s.expiring, id)
 	s.tombs[id] = tombstone{owner: j.Owner, expiredAt: j.ExpiresAt}
 	return nil
 }
