@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -106,6 +107,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, log *slog.Lo
 	fl.SetOutput(stderr)
 	addr := fl.String("addr", "127.0.0.1:8081", "address to listen on")
 	dir := fl.String("dir", "generated/site", "directory of a built site")
+	sandboxURL := fl.String("sandbox-url", "", "origin of a sandbox on another origin, allowed in the CSP as connect-src (the site must be built with the same -sandbox-url)")
 	fl.Usage = func() {
 		fmt.Fprint(stderr, "usage: go run ./site serve [flags]\n\nServes a built site with Content-Security-Policy: default-src 'self', for previews.\n\n")
 		fl.PrintDefaults()
@@ -120,7 +122,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, log *slog.Lo
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv := &http.Server{Handler: serve.Handler(os.DirFS(*dir)), ReadHeaderTimeout: 5 * time.Second}
+	var connect []string
+	if *sandboxURL != "" {
+		connect = append(connect, strings.TrimSuffix(*sandboxURL, "/"))
+	}
+	srv := &http.Server{Handler: serve.Handler(os.DirFS(*dir), connect...), ReadHeaderTimeout: 5 * time.Second}
 	log.Info("serving site", "url", "http://"+ln.Addr().String()+"/", "dir", *dir)
 	go func() {
 		<-ctx.Done()

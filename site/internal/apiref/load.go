@@ -162,10 +162,14 @@ func (d *Doc) SetServer(serverURL string) {
 			}
 		}
 	}
+	d.server = serverURL
 	for i := range d.Operations {
 		d.Operations[i].Samples = codesamples.For(d.Operations[i].Request, serverURL)
 	}
 }
+
+// Server is the URL the samples were last written against (by Load or SetServer).
+func (d *Doc) Server() string { return d.server }
 
 func serverURL(s *node) string {
 	u := s.str("url")

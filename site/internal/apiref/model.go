@@ -19,6 +19,8 @@ type Doc struct {
 	Webhooks                    []Webhook
 	Models                      []Model
 	SecuritySchemes             []SecurityScheme
+
+	server string // what SetServer last used
 }
 
 // Tag groups operations; every operation belongs to exactly one Tag (its

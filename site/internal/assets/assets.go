@@ -5,7 +5,9 @@ package assets
 
 import "embed"
 
-// FS holds site.css, theme.js, site.js, search.js and favicon.svg.
+// FS holds site.css, theme.js, site.js, search.js, favicon.svg, and the
+// try-it console: tryit.js (loaded only by pages with a try-it panel) and
+// tryit.css (appended to the stylesheet).
 //
-//go:embed site.css theme.js site.js search.js favicon.svg
+//go:embed site.css theme.js site.js search.js favicon.svg tryit.js tryit.css
 var FS embed.FS

@@ -117,6 +117,10 @@ type builder struct {
 	filesMu sync.Mutex
 	pages   []*page
 	byFile  map[string]*content.Page
+	tryIts  tryItOps
+	// tryItScript is the href of the try-it script, added to the pages
+	// that hold a try-it panel.
+	tryItScript string
 }
 
 // Section labels and their URL paths, in navigation order.
@@ -159,11 +163,12 @@ func Build(ctx context.Context, cfg Config) (*Site, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	md, err := markdown.New(markdown.Config{Highlighter: hl, Examples: cfg.Examples, ReservedIDs: components.ReservedIDs})
+	b := &builder{cfg: cfg, log: cfg.Logger, hl: hl, files: map[string][]byte{}}
+	md, err := markdown.New(markdown.Config{Highlighter: hl, Examples: cfg.Examples, ReservedIDs: components.ReservedIDs, TryIt: b.tryIts.html})
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	b := &builder{cfg: cfg, log: cfg.Logger, md: md, hl: hl, files: map[string][]byte{}}
+	b.md = md
 	if err := b.assets(); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
@@ -218,18 +223,30 @@ func (b *builder) assets() error {
 		return err
 	}
 	css = append(append(css, '\n'), refpages.CSS...)
+	tryCSS, err := read("tryit.css")
+	if err != nil {
+		return err
+	}
+	css = append(append(css, '\n'), tryCSS...)
 	css = append(append(css, '\n'), code...)
 	b.site = &components.Site{Name: b.cfg.Name, BaseURL: b.cfg.BaseURL, SandboxURL: b.cfg.SandboxURL, SearchIndex: searchIndexPlaceholder}
 	b.site.CSS = put("site.css", css)
-	for _, name := range []string{"theme.js", "site.js", "search.js", "favicon.svg"} {
+	for _, name := range []string{"theme.js", "site.js", "search.js", "tryit.js", "favicon.svg"} {
 		data, err := read(name)
 		if err != nil {
 			return err
+		}
+		if strings.HasSuffix(name, ".js") {
+			if data, err = minifyJS(name, data); err != nil {
+				return err
+			}
 		}
 		href := put(name, data)
 		switch name {
 		case "theme.js":
 			b.site.ThemeScript = href
+		case "tryit.js":
+			b.tryItScript = href
 		case "favicon.svg":
 			b.site.Favicon = href
 		default:
@@ -296,6 +313,9 @@ func (b *builder) renderPage(ctx context.Context, p *page, buf *bytes.Buffer) er
 			return err
 		}
 		p.layout.Body = templ.Raw(res.HTML)
+		if res.TryIt {
+			p.layout.Scripts = append(p.layout.Scripts, b.tryItScript)
+		}
 		p.text = res.Text
 		for _, h := range res.Headings {
 			p.heads = append(p.heads, h.Text)

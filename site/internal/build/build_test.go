@@ -62,8 +62,8 @@ func TestBuildTestSite(t *testing.T) {
 			}
 		}
 	}
-	if hashed != 6 {
-		t.Errorf("%d assets, want 6", hashed)
+	if hashed != 7 {
+		t.Errorf("%d assets, want 7", hashed)
 	}
 	sm := string(s.Files["sitemap.xml"])
 	if !strings.Contains(sm, "<loc>http://localhost:8080/guides/poll/</loc>") || strings.Contains(sm, "404") {

@@ -37,6 +37,7 @@ func (b *builder) referencePages() error {
 	if b.cfg.SandboxURL != "" {
 		doc.SetServer(b.cfg.SandboxURL)
 	}
+	b.tryIts.set(doc)
 
 	// Where each anchor lives, so links between reference pages resolve.
 	where := map[string]string{}
@@ -59,6 +60,7 @@ func (b *builder) referencePages() error {
 		body              templ.Component
 		toc               []components.Link
 		text              []string
+		tryIt             bool // holds a try-it panel
 	}
 	r := refpages.Renderer{
 		Markdown:  b.markdownComponent,
@@ -79,11 +81,18 @@ func (b *builder) referencePages() error {
 		if len(tag.Operations) == 0 {
 			continue
 		}
-		rp := refPage{path: "reference/" + tag.Slug + "/", title: tag.Name, desc: b.plain(tag.Description), body: r.Operations(doc, tag)}
+		slug := tag.Slug
+		if slug == "webhooks" || slug == "models" {
+			// Those paths hold the webhooks and models pages; a tag of
+			// that name (operations that manage webhooks, say) moves aside.
+			slug += "-operations"
+		}
+		rp := refPage{path: "reference/" + slug + "/", title: tag.Name, desc: b.plain(tag.Description), body: r.Operations(doc, tag)}
 		for _, op := range tag.Operations {
 			addOp(op, rp.path)
 			rp.toc = append(rp.toc, components.Link{Label: op.Title(), Href: "#" + op.Anchor, Level: 2})
 			rp.text = append(rp.text, op.Method+" "+op.Path, op.Summary)
+			rp.tryIt = rp.tryIt || len(op.Samples) > 0
 		}
 		pages = append(pages, rp)
 	}
@@ -119,6 +128,9 @@ func (b *builder) referencePages() error {
 		p := b.newPage(rp.path, label, rp.title, rp.desc)
 		p.layout.Body = rp.body
 		p.layout.OwnTitle = true // refpages bodies start with their own <h1>
+		if rp.tryIt {
+			p.layout.Scripts = []string{b.tryItScript}
+		}
 		p.heads = rp.text
 		p.text = rp.desc
 		// The body brings its own <h1>, so the page's contents go in the

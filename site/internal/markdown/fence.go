@@ -58,9 +58,13 @@ func parseFence(info string) (fenceInfo, error) {
 	}
 	for k := range fi.attrs {
 		switch k {
-		case "include", "tab", "title", "desc":
+		case "include", "tab", "title", "desc", "states":
+		case "operation", "scenario":
+			if fi.lang != "tryit" {
+				return fi, fmt.Errorf("fence attribute %s is only for tryit blocks", k)
+			}
 		default:
-			return fi, fmt.Errorf("unknown fence attribute %q (known: include, tab, title, desc)", k)
+			return fi, fmt.Errorf("unknown fence attribute %q (known: include, tab, title, desc, states; operation and scenario for tryit)", k)
 		}
 	}
 	return fi, nil

@@ -19,6 +19,13 @@
 //     tabs and remembers the reader's choice;
 //   - diagrams: ```goat title="…" desc="…" is drawn to inline SVG at build
 //     time, with <title> and <desc> for screen readers and colours from CSS.
+//     The job states in it (queued, processing, succeeded, failed, canceled,
+//     or the words given as states="a b c") get class="state" and
+//     data-state, and a box drawn behind each, so try-it can light up the
+//     state a job is in;
+//   - try-it: ```tryit operation=createReport scenario=slow puts the live
+//     try-it panel of that operation in the page (Config.TryIt renders it);
+//     a non-empty block is the request body to start from;
 //   - links: every link destination goes through Options.ResolveLink, so the
 //     build can map guide.md links to URLs and reject broken ones.
 package markdown
@@ -51,6 +58,10 @@ type Config struct {
 	IncludePrefix string
 	// ReservedIDs are element ids the page layout uses; headings never get them.
 	ReservedIDs []string
+	// TryIt renders the placeholder of a try-it panel for an operation id,
+	// with the scenario to preselect and a body to start from (both may be
+	// empty). nil makes every tryit block an error.
+	TryIt func(operation, scenario, body string) (string, error)
 }
 
 // Options are per page.
@@ -72,6 +83,7 @@ type Result struct {
 	HTML     string
 	Headings []Heading // h2 and h3, in order
 	Text     string    // plain text of the prose, for the search index
+	TryIt    bool      // the page holds a try-it panel, so it needs the try-it script
 }
 
 // Markdown renders pages. Build it once with New.
@@ -115,7 +127,7 @@ func (m *Markdown) Render(file string, src []byte, opts Options) (*Result, error
 	if err := m.md.Renderer().Render(&buf, src, doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	res := &Result{HTML: buf.String()}
+	res := &Result{HTML: buf.String(), TryIt: st.tryits > 0}
 	var txt strings.Builder
 	_ = ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
 		if !entering {
@@ -131,7 +143,7 @@ func (m *Markdown) Render(file string, src []byte, opts Options) (*Result, error
 			}
 			txt.WriteString(t + " ")
 			return ast.WalkSkipChildren, nil
-		case *CodeBlock, *Diagram, *ast.FencedCodeBlock, *ast.CodeBlock:
+		case *CodeBlock, *Diagram, *TryItBlock, *ast.FencedCodeBlock, *ast.CodeBlock:
 			return ast.WalkSkipChildren, nil
 		case *ast.Text:
 			txt.Write(n.Value(src))
@@ -174,6 +186,7 @@ type docState struct {
 	errs     []error
 	tabs     int
 	diagrams int
+	tryits   int
 }
 
 func (s *docState) errorf(src []byte, offset int, format string, args ...any) {

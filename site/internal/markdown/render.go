@@ -21,6 +21,15 @@ func (r *nodeRenderer) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
 	reg.Register(KindCodeBlock, r.code)
 	reg.Register(KindTabGroup, r.tabs)
 	reg.Register(KindDiagram, r.diagram)
+	reg.Register(KindTryIt, r.tryit)
+}
+
+func (r *nodeRenderer) tryit(w util.BufWriter, _ []byte, node ast.Node, entering bool) (ast.WalkStatus, error) {
+	if entering {
+		w.WriteString(node.(*TryItBlock).HTML)
+		w.WriteByte('\n')
+	}
+	return ast.WalkSkipChildren, nil
 }
 
 func (r *nodeRenderer) heading(w util.BufWriter, _ []byte, node ast.Node, entering bool) (ast.WalkStatus, error) {
@@ -103,8 +112,12 @@ func (r *nodeRenderer) diagram(w util.BufWriter, _ []byte, node ast.Node, enteri
 	if n.Desc != "" {
 		labels += " " + n.ID + "_desc"
 	}
-	fmt.Fprintf(w, "<figure class=\"diagram\">\n<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-labelledby=\"%s\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" font-family=\"ui-monospace,Menlo,Consolas,monospace\">\n<title id=\"%s_title\">%s</title>\n",
-		labels, width, height, width, height, n.ID, html.EscapeString(n.Title))
+	class := "diagram"
+	if strings.Contains(body, "data-state=") {
+		class += " lifecycle"
+	}
+	fmt.Fprintf(w, "<figure class=\"%s\">\n<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-labelledby=\"%s\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" font-family=\"ui-monospace,Menlo,Consolas,monospace\">\n<title id=\"%s_title\">%s</title>\n",
+		class, labels, width, height, width, height, n.ID, html.EscapeString(n.Title))
 	if n.Desc != "" {
 		fmt.Fprintf(w, "<desc id=\"%s_desc\">%s</desc>\n", n.ID, html.EscapeString(n.Desc))
 	}

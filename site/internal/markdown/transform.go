@@ -3,7 +3,9 @@ package markdown
 import (
 	"bytes"
 	"fmt"
+	stdhtml "html"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/bep/goat"
@@ -35,6 +37,12 @@ type Diagram struct {
 	ID, Title, Desc, SVG string
 }
 
+// TryItBlock is a try-it panel placeholder, rendered by Config.TryIt.
+type TryItBlock struct {
+	ast.BaseBlock
+	HTML string
+}
+
 // Callout kinds and their labels.
 var calloutLabels = map[string]string{
 	"NOTE": "Note", "TIP": "Tip", "IMPORTANT": "Important", "WARNING": "Warning", "CAUTION": "Caution",
@@ -44,6 +52,7 @@ var (
 	KindCodeBlock = ast.NewNodeKind("AcceptedCodeBlock")
 	KindTabGroup  = ast.NewNodeKind("AcceptedTabGroup")
 	KindDiagram   = ast.NewNodeKind("AcceptedDiagram")
+	KindTryIt     = ast.NewNodeKind("AcceptedTryIt")
 )
 
 func (n *CodeBlock) Kind() ast.NodeKind         { return KindCodeBlock }
@@ -52,6 +61,10 @@ func (n *TabGroup) Kind() ast.NodeKind          { return KindTabGroup }
 func (n *TabGroup) Dump(src []byte, level int)  { ast.DumpHelper(n, src, level, nil, nil) }
 func (n *Diagram) Kind() ast.NodeKind           { return KindDiagram }
 func (n *Diagram) Dump(src []byte, level int)   { ast.DumpHelper(n, src, level, nil, nil) }
+func (n *TryItBlock) Kind() ast.NodeKind        { return KindTryIt }
+func (n *TryItBlock) Dump(src []byte, level int) {
+	ast.DumpHelper(n, src, level, nil, nil)
+}
 
 type transformer struct{ cfg *Config }
 
@@ -146,9 +159,28 @@ func (t *transformer) fence(f *ast.FencedCodeBlock, src []byte, st *docState) *C
 			ID:    fmt.Sprintf("fig_%d", st.diagrams),
 			Title: fi.attrs["title"],
 			Desc:  fi.attrs["desc"],
-			SVG:   drawGoat(body.String()),
+			SVG:   drawGoat(body.String(), stateWords(fi.attrs["states"]), fi.attrs["states"] == ""),
 		}
 		parent.ReplaceChild(parent, f, d)
+		return nil
+	}
+	if fi.lang == "tryit" {
+		op := fi.attrs["operation"]
+		switch {
+		case op == "":
+			st.errorf(src, off, "tryit block needs operation=<operationId>")
+			return nil
+		case t.cfg.TryIt == nil:
+			st.errorf(src, off, "tryit operation=%s: this site has no API reference to take the operation from", op)
+			return nil
+		}
+		h, err := t.cfg.TryIt(op, fi.attrs["scenario"], strings.TrimSpace(body.String()))
+		if err != nil {
+			st.errorf(src, off, "tryit operation=%s: %v", op, err)
+			return nil
+		}
+		st.tryits++
+		parent.ReplaceChild(parent, f, &TryItBlock{HTML: h})
 		return nil
 	}
 	cb := &CodeBlock{Lang: fi.lang, Code: body.String(), Tab: fi.attrs["tab"]}
@@ -256,10 +288,117 @@ func (t *transformer) link(n ast.Node, src []byte, st *docState) {
 
 // drawGoat draws ASCII art with goat and makes the SVG CSP-safe: goat's
 // style attributes go, and its white fill becomes a class so the dark theme
-// can colour it.
-func drawGoat(art string) string {
+// can colour it. Words of the art that name a state become addressable
+// (see markStates).
+func drawGoat(art string, states map[string]bool, needTwo bool) string {
 	svg := goat.BuildSVG(strings.NewReader(art))
 	body := strings.ReplaceAll(svg.Body, " style='font-size:1em'", "")
 	body = strings.ReplaceAll(body, "fill='#fff'", "class='open'")
+	body = markStates(body, states, needTwo)
 	return fmt.Sprintf("%d %d\n%s", svg.Width, svg.Height, body)
+}
+
+// JobStates are the words a diagram marks by default: a job's statuses.
+var JobStates = []string{"queued", "processing", "succeeded", "failed", "canceled"}
+
+func stateWords(attr string) map[string]bool {
+	words := JobStates
+	if attr != "" {
+		words = strings.Fields(strings.ReplaceAll(attr, ",", " "))
+	}
+	m := map[string]bool{}
+	for _, w := range words {
+		m[w] = true
+	}
+	return m
+}
+
+// goatChar is one character goat drew: <text … x='16' y='20' …>q</text>.
+var goatChar = regexp.MustCompile(`<text text-anchor='middle' x='(-?\d+)' y='(-?\d+)'([^>]*)>([^<]*)</text>`)
+
+// markStates finds the words in states among goat's characters (goat draws
+// each character as its own <text>, 8 units apart on a row) and gives each
+// of their characters class='state' and data-state='word', and puts a
+// rect with the same class and data-state behind the word, for CSS to
+// light up. With needTwo (the default state words) a diagram that names
+// fewer than two states is left alone: it is not a lifecycle, and a
+// sequence diagram that mentions "succeeded" once should not light up.
+func markStates(body string, states map[string]bool, needTwo bool) string {
+	if len(states) == 0 {
+		return body
+	}
+	type ch struct {
+		x, y       int
+		start, end int // byte span of the <text> element in body
+		s          string
+	}
+	var chars []ch
+	for _, m := range goatChar.FindAllStringSubmatchIndex(body, -1) {
+		var c ch
+		fmt.Sscan(body[m[2]:m[3]], &c.x)
+		fmt.Sscan(body[m[4]:m[5]], &c.y)
+		c.start, c.end, c.s = m[0], m[1], stdhtml.UnescapeString(body[m[8]:m[9]])
+		chars = append(chars, c)
+	}
+	if len(chars) == 0 {
+		return body
+	}
+	sorted := slices.Clone(chars)
+	slices.SortFunc(sorted, func(a, b ch) int {
+		if a.y != b.y {
+			return a.y - b.y
+		}
+		return a.x - b.x
+	})
+	word := map[int]string{} // start offset of a marked <text> → its state
+	var rects strings.Builder
+	flush := func(run []ch) {
+		var w strings.Builder
+		for _, c := range run {
+			w.WriteString(c.s)
+		}
+		if !states[w.String()] {
+			return
+		}
+		for _, c := range run {
+			word[c.start] = w.String()
+		}
+		x0 := run[0].x - 4 - 3
+		fmt.Fprintf(&rects, "<rect class='state-box' data-state='%s' x='%d' y='%d' width='%d' height='20' rx='3'></rect>\n",
+			w.String(), x0, run[0].y-15, len(run)*8+6)
+	}
+	var run []ch
+	for _, c := range sorted {
+		if len(run) > 0 && (c.y != run[len(run)-1].y || c.x != run[len(run)-1].x+8) {
+			flush(run)
+			run = run[:0]
+		}
+		run = append(run, c)
+	}
+	flush(run)
+	distinct := map[string]bool{}
+	for _, w := range word {
+		distinct[w] = true
+	}
+	if len(distinct) == 0 || needTwo && len(distinct) < 2 {
+		return body
+	}
+	var out strings.Builder
+	last := 0
+	for i, c := range chars {
+		if i == 0 {
+			out.WriteString(body[:c.start])
+			out.WriteString(rects.String())
+			last = c.start
+		}
+		st, ok := word[c.start]
+		if !ok {
+			continue
+		}
+		out.WriteString(body[last:c.start])
+		out.WriteString(strings.Replace(body[c.start:c.end], "<text ", "<text class='state' data-state='"+st+"' ", 1))
+		last = c.end
+	}
+	out.WriteString(body[last:])
+	return out.String()
 }

@@ -232,7 +232,8 @@ func TestOperationEssentials(t *testing.T) {
 		`<span class="ref-method ref-method-post">POST</span>`, `<code class="ref-path">/v1/reports</code>`,
 		`<details class="ref-node">`, `<summary>`, "Location", "Retry-After", `class="ref-follow"`,
 		`data-lang="curl"`, `data-lang="javascript"`, `data-lang="python"`, `data-lang="go"`, `data-tabs`,
-		`<div class="try-it" data-operation="create-report" data-method="POST" data-path="/v1/reports">`,
+		`<div class="try-it" data-operation="create-report" data-method="POST" data-path="/v1/reports" data-auth="bearer" data-examples=`,
+		`<pre class="ref-try-it-curl"><code>curl`,
 		`curl -i -X POST`, `Authorization: Bearer $ACCEPTED_KEY`,
 		`<span class="ref-status">202</span> Accepted`, "application/problem+json", `<th scope="col">`,
 	} {

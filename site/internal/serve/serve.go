@@ -16,12 +16,18 @@ import (
 // CSP is the policy every page is built to satisfy.
 const CSP = "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 
-// Handler serves the site in fsys.
-func Handler(fsys fs.FS) http.Handler {
+// Handler serves the site in fsys. connect lists other origins the pages
+// may fetch from (a sandbox on another origin, for try-it): they are added
+// to the CSP as connect-src 'self' <origin>….
+func Handler(fsys fs.FS, connect ...string) http.Handler {
 	files := http.FileServerFS(fsys)
+	csp := CSP
+	if len(connect) > 0 {
+		csp += "; connect-src 'self' " + strings.Join(connect, " ")
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", CSP)
+		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
 		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")

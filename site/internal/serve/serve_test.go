@@ -38,3 +38,12 @@ func TestHandler(t *testing.T) {
 		}
 	}
 }
+
+func TestHandlerConnectSrc(t *testing.T) {
+	h := Handler(fstest.MapFS{"index.html": {Data: []byte("home")}}, "http://127.0.0.1:9090")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if got, want := rec.Header().Get("Content-Security-Policy"), CSP+"; connect-src 'self' http://127.0.0.1:9090"; got != want {
+		t.Errorf("CSP %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// The guide fixture (testdata/content/guides/try.md) holds, in order: a
+// report panel (#p0), a slow report panel (#p1) and an export panel (#p2),
+// under a lifecycle diagram.
+const guide = "/guides/try/"
+
+// pick chooses an option of a select and fires change, as a user's choice does.
+func pick(t *testing.T, tb *tab, sel, value string) {
+	t.Helper()
+	eval[bool](t, tb, fmt.Sprintf(`(() => { const s = document.querySelector(%q); s.value = %q; s.dispatchEvent(new Event("change", {bubbles: true})); return true; })()`, sel, value))
+}
+
+func TestTryItReportFollowsThe202ToTheResult(t *testing.T) {
+	e := mustEnv(t)
+	tb := newTab(t, e)
+	tb.open(t, e.baseURL+guide)
+	tb.do(t, click("#p0 button.tryit-primary"), visible("#p0 .tryit-result.tryit-succeeded"))
+	contains(t, "202 response", tb.text(t, "#p0 .tryit-response"),
+		"HTTP 202 Accepted", "location: /v1/jobs/job_", "retry-after: ", `"status": "queued"`)
+	contains(t, "timeline", tb.text(t, "#p0 .tryit-timeline"),
+		"POST /v1/reports", "202 Accepted", "GET /v1/jobs/job_", "303 See Other → /v1/reports/rpt_", "200 OK")
+	contains(t, "result", tb.text(t, "#p0 .tryit-result"), "Report: January sales", "total")
+	if n := eval[int](t, tb, `document.querySelectorAll(".lifecycle .lit[data-state=succeeded]").length`); n == 0 {
+		t.Error("the lifecycle diagram does not light up succeeded")
+	}
+	if v := eval[float64](t, tb, `document.querySelector("#p0 progress").value`); v != 100 {
+		t.Errorf("progress bar at %v, want 100", v)
+	}
+	// The key came by itself and stays for the session.
+	if key := eval[string](t, tb, `sessionStorage.getItem("accepted.key") || ""`); !strings.HasPrefix(key, "sk_") {
+		t.Errorf("sandbox key in sessionStorage: %q", key)
+	}
+}
+
+func TestTryItExportDownloads(t *testing.T) {
+	e := mustEnv(t)
+	tb := newTab(t, e)
+	tb.open(t, e.baseURL+"/reference/exports/")
+	tb.do(t, click("#p0 button.tryit-primary"), visible("#p0 a.tryit-download"))
+	href := eval[string](t, tb, `document.querySelector("#p0 a.tryit-download").href`)
+	if !strings.HasPrefix(href, "blob:") {
+		t.Errorf("download link %q is not a blob URL", href)
+	}
+	contains(t, "export result", tb.text(t, "#p0 .tryit-result"), "Download sales-", ".csv", "rows", "SHA-256 matches")
+	contains(t, "timeline", tb.text(t, "#p0 .tryit-timeline"), "POST /v1/exports", "303 See Other → /v1/exports/exp_", "/file")
+}
+
+func TestTryItLiveEvents(t *testing.T) {
+	e := mustEnv(t)
+	tb := newTab(t, e)
+	tb.open(t, e.baseURL+guide)
+	tb.do(t, click(`#p0 input[value=sse]`), click("#p0 button.tryit-primary"), visible("#p0 .tryit-result.tryit-succeeded"))
+	timeline := tb.text(t, "#p0 .tryit-timeline")
+	contains(t, "SSE timeline", timeline, "/events", "text/event-stream", "event: succeeded", "303 See Other → /v1/reports/rpt_")
+	if strings.Count(timeline, "GET /v1/jobs/job_") != 2 { // the stream, then the monitor for its 303
+		t.Errorf("SSE mode polled:\n%s", timeline)
+	}
+}
+
+func TestTryItFailureLinksTheCatalog(t *testing.T) {
+	e := mustEnv(t)
+	tb := newTab(t, e)
+	tb.open(t, e.baseURL+guide)
+	pick(t, tb, "#p0 select", "upstream_unavailable")
+	tb.do(t, click("#p0 button.tryit-primary"), visible("#p0 .tryit-result.tryit-failed"))
+	href := eval[string](t, tb, `document.querySelector("#p0 .tryit-result a").getAttribute("href")`)
+	if href != "/errors/#upstream_unavailable" {
+		t.Errorf("catalog link %q", href)
+	}
+	contains(t, "failure", tb.text(t, "#p0 .tryit-result"), "The job failed", "upstream_unavailable in the error catalog")
+	contains(t, "status", tb.text(t, "#p0 .tryit-status"), "Job failed: upstream_unavailable")
+	// The link leads to the catalog entry.
+	tb.do(t, click("#p0 .tryit-result a"), chromedp.WaitVisible(chromedp.CSS("#upstream_unavailable")))
+}
+
+func TestTryItCancel(t *testing.T) {
+	e := mustEnv(t)
+	tb := newTab(t, e)
+	tb.open(t, e.baseURL+guide)
+	if v := eval[string](t, tb, `document.querySelector("#p1 select").value`); v != "slow" {
+		t.Fatalf("the guide's scenario=slow is not preselected: %q", v)
+	}
+	tb.do(t,
+		click("#p1 button.tryit-primary"),
+		visible("#p1 button.tryit-danger"),
+		click("#p1 button.tryit-danger"),
+		visible("#p1 .tryit-result.tryit-canceled"),
+	)
+	contains(t, "timeline", tb.text(t, "#p1 .tryit-timeline"), "DELETE /v1/jobs/job_", "canceled")
+	if n := eval[int](t, tb, `document.querySelectorAll(".lifecycle .lit[data-state=canceled]").length`); n == 0 {
+		t.Error("the lifecycle diagram does not light up canceled")
+	}
+}
+
+// TestTryItKeyboardOnly runs a report with the keyboard alone: Tab to the
+// panel's Send button, Enter, then Tab to "Copy as curl" and press Space.
+func TestTryItKeyboardOnly(t *testing.T) {
+	e := mustEnv(t)
+	tb := newTab(t, e)
+	tb.open(t, e.baseURL+guide)
+	tabTo := func(js string) {
+		t.Helper()
+		for range 150 {
+			if eval[bool](t, tb, js) {
+				return
+			}
+			tb.do(t, chromedp.KeyEvent(kb.Tab))
+		}
+		t.Fatalf("Tab never reached %s", js)
+	}
+	tabTo(`document.activeElement === document.querySelector("#p0 button.tryit-primary")`)
+	if o := eval[string](t, tb, `getComputedStyle(document.activeElement).outlineStyle`); o == "none" {
+		t.Error("the focused Send button shows no focus outline")
+	}
+	tb.do(t, chromedp.KeyEvent(kb.Enter), visible("#p0 .tryit-result.tryit-succeeded"))
+	tabTo(`document.activeElement.textContent === "curl" && !!document.activeElement.closest("#p0")`)
+	tb.do(t, chromedp.KeyEvent(" "), visible("#p0 .tryit-copy-out"))
+	contains(t, "copied curl", tb.text(t, "#p0 .tryit-copy-out"),
+		"curl -i -X POST '"+e.baseURL+"/v1/reports'", "Authorization: Bearer sk_", "Idempotency-Key: ", `"title": "January sales"`)
+	contains(t, "announcement", tb.text(t, "#p0 [role=status]"), "curl")
+}
