@@ -185,20 +185,20 @@ fi
 result=$(header Location)
 if [ "$KIND" = export ]; then
 	# Learn the file's name and SHA-256 from the export, then download the
-	# file the 303 pointed at and check it; a corrupt file is removed.
+	# file the 303 pointed at and check it before saving it: never a corrupt
+	# file that looks finished.
 	[ "$(call GET "$resource")" = 200 ] || { problem; exit 1; }
 	{ read -r name; read -r want; } <<EOF
 $(fields file.name file.sha256)
 EOF
 	name=$(basename "$name")
 	[ "$(call GET "$result")" = 200 ] || { problem; exit 1; }
-	mv "$tmp/body" "$OUT/$name"
-	got=$(sha256sum "$OUT/$name" | cut -d' ' -f1)
+	got=$(sha256sum "$tmp/body" | cut -d' ' -f1)
 	if [ "$got" != "$want" ]; then
-		rm -f "$OUT/$name"
 		echo "$name: sha256 $got, the export says $want" >&2
 		exit 1
 	fi
+	mv "$tmp/body" "$OUT/$name"
 	echo "saved $OUT/$name ($(wc -c <"$OUT/$name" | tr -d ' ') bytes), sha256 $got verified"
 else
 	[ "$(call GET "$result")" = 200 ] || { problem; exit 1; }

@@ -52,12 +52,11 @@ export async function startJob(baseUrl, kind, body, { key, signal }) {
 // endregion start
 
 // region poll
-// followJob reads the status monitor at url until the job is over, first
-// after `wait` ms (the 202's Retry-After). A running job answers 200 with
-// Retry-After, which we obey. Without it, and on 429 or 503, we back off
-// exponentially (capped, with jitter so that many clients do not poll in
-// step). Resolves to { job, resultUrl }; resultUrl is set when the job
-// succeeded (the 303's Location). Abort signal to stop.
+// followJob reads the status monitor at url until the job is over, first after
+// `wait` ms (the 202's Retry-After). A running job answers 200 with Retry-After:
+// we obey it. Without it, and on 429 or 503, we back off (capped, with jitter so
+// that clients do not poll in step). Resolves to { job, resultUrl }, resultUrl
+// being the 303's Location once the job succeeded. Abort signal to stop.
 export async function followJob(url, { key, signal, onUpdate = () => {}, wait = 0 }) {
   const headers = { Authorization: `Bearer ${key}` };
   let job;
@@ -225,13 +224,16 @@ async function printReport(resultUrl, { key, signal }) {
   console.log(`report ${r.id} "${r.title}" ${r.from}..${r.to}: ${r.days.length} days, ` +
     `${r.totals.orders} orders, revenue ${revenue}, ${r.totals.refunds} refunds`);
 }
+// endregion result
 
-// saveExport downloads the file the 303 pointed at, hashing it on the way,
-// and checks the hash against the one the export resource publishes.
+// region export
+// saveExport downloads the file the 303 pointed at and checks its SHA-256
+// against the one the export resource publishes, before writing it: never a
+// corrupt file that looks finished. (The file is held in memory; the Go
+// example streams it to disk instead.)
 async function saveExport(fileUrl, exportUrl, { key, signal, dir }) {
   const { createHash } = await import('node:crypto');
-  const { createWriteStream } = await import('node:fs');
-  const { rm } = await import('node:fs/promises');
+  const { writeFile } = await import('node:fs/promises');
   const { join, basename } = await import('node:path');
   const headers = { Authorization: `Bearer ${key}` };
   const meta = await fetch(exportUrl, { headers, signal });
@@ -239,24 +241,14 @@ async function saveExport(fileUrl, exportUrl, { key, signal, dir }) {
   const { file } = await meta.json();
   const res = await fetch(fileUrl, { headers, signal });
   if (res.status !== 200) throw await problemError(res);
+  const data = Buffer.from(await res.arrayBuffer());
+  const sum = createHash('sha256').update(data).digest('hex');
+  if (sum !== file.sha256) throw new Error(`${file.name}: sha256 ${sum}, the export says ${file.sha256}`);
   const path = join(dir, basename(file.name));
-  const out = createWriteStream(path);
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of res.body) {
-    hash.update(chunk);
-    bytes += chunk.length;
-    if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve));
-  }
-  await new Promise((resolve, reject) => out.end((err) => (err ? reject(err) : resolve())));
-  const sum = hash.digest('hex');
-  if (sum !== file.sha256) {
-    await rm(path); // never leave a corrupt file that looks finished
-    throw new Error(`${path}: sha256 ${sum}, the export says ${file.sha256}`);
-  }
-  console.log(`saved ${path} (${bytes} bytes), sha256 ${sum} verified`);
+  await writeFile(path, data);
+  console.log(`saved ${path} (${data.length} bytes), sha256 ${sum} verified`);
 }
-// endregion result
+// endregion export
 
 if (typeof process !== 'undefined' && process.argv?.[1]) {
   const { pathToFileURL } = await import('node:url');

@@ -179,11 +179,10 @@ func (c *client) start(ctx context.Context, kind string, body []byte) (Job, time
 // endregion start
 
 // region poll
-// poll reads the status monitor until the job is over, first after the
-// 202's Retry-After. A running job answers 200 with Retry-After, which we
-// obey. Without it, and on 429 or 503, we back off exponentially (capped,
-// with jitter so that many clients do not poll in step). On success it
-// returns the result URL from the 303.
+// poll reads the status monitor until the job is over, first after the 202's
+// Retry-After. A running job answers 200 with Retry-After: we obey it. Without
+// it, and on 429 or 503, we back off (capped, with jitter so that clients do
+// not poll in step). On success it returns the 303's Location: the result.
 func (c *client) poll(ctx context.Context, job Job, wait time.Duration) (Job, string, error) {
 	for attempt := 0; ; attempt++ {
 		if err := sleep(ctx, wait); err != nil {
@@ -272,6 +271,9 @@ func (c *client) printReport(ctx context.Context, resultURL string) error {
 	return nil
 }
 
+// endregion result
+
+// region export
 // saveExport downloads the file the 303 pointed at, hashing it on the way,
 // and checks the hash against the one the export resource publishes.
 func (c *client) saveExport(ctx context.Context, job Job, fileURL, dir string) error {
@@ -281,14 +283,11 @@ func (c *client) saveExport(ctx context.Context, job Job, fileURL, dir string) e
 	if err := c.getJSON(ctx, c.abs(job.Links.Resource), &exp); err != nil {
 		return err
 	}
-	res, err := c.do(ctx, http.MethodGet, fileURL, nil)
+	res, err := c.get(ctx, fileURL)
 	if err != nil {
 		return err
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return problemError(res)
-	}
 	path := filepath.Join(dir, filepath.Base(exp.File.Name))
 	f, err := os.Create(path)
 	if err != nil {
@@ -307,7 +306,7 @@ func (c *client) saveExport(ctx context.Context, job Job, fileURL, dir string) e
 	return nil
 }
 
-// endregion result
+// endregion export
 
 // region failure
 // failure reports a failed job. The error is an RFC 9457 problem whose
@@ -374,13 +373,19 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, heade
 	return c.http.Do(req)
 }
 
-func (c *client) getJSON(ctx context.Context, path string, v any) error {
+// get sends a GET and turns any answer but 200 into an error.
+func (c *client) get(ctx context.Context, path string) (*http.Response, error) {
 	res, err := c.do(ctx, http.MethodGet, path, nil)
+	if err == nil && res.StatusCode != http.StatusOK {
+		return nil, problemError(res)
+	}
+	return res, err
+}
+
+func (c *client) getJSON(ctx context.Context, path string, v any) error {
+	res, err := c.get(ctx, path)
 	if err != nil {
 		return err
-	}
-	if res.StatusCode != http.StatusOK {
-		return problemError(res)
 	}
 	return decode(res, v)
 }

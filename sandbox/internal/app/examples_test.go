@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/webhooks"
 )
 
@@ -39,9 +40,9 @@ func TestExamples(t *testing.T) {
 		root: root,
 		ts:   newSandbox(t, nil, withScale(0.01), func(c *Config, _ *Deps) { c.AllowPrivateCallbacks = true }),
 		// Cancel tests need a job that is surely still running when the
-		// signal lands, however loaded the machine: 200 s of work take 10 s,
-		// and the first poll comes after 2.
-		slow: newSandbox(t, nil, withScale(0.05)),
+		// signal lands, however loaded the machine: on this sandbox the
+		// clock stands still, so jobs never get past their first step.
+		frozen: newSandbox(t, nil, withScale(1), withFakeClock(clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)))),
 	}
 	ex.goBin = sync.OnceValues(func() (string, error) {
 		dir, err := os.MkdirTemp("", "accepted-examples-")
@@ -65,7 +66,7 @@ func TestExamples(t *testing.T) {
 		t.Run("poll/"+lang, func(t *testing.T) {
 			t.Parallel()
 			ex.command(t, lang, "poll") // skip early when the runtime is missing
-			exCheck(t, // cancel first: it sends its signal once the first poll is printed
+			exCheck(t,                  // cancel first: it sends its signal once the first poll is printed
 				"cancel", ex.pollCancel(t, lang),
 				"report", ex.pollReport(t, lang),
 				"export", ex.pollExport(t, lang),
@@ -102,10 +103,10 @@ func exCheck(t *testing.T, pairs ...any) {
 
 // exEnv is what every example run shares.
 type exEnv struct {
-	root  string
-	ts    *testSandbox
-	slow  *testSandbox
-	goBin func() (string, error)
+	root   string
+	ts     *testSandbox
+	frozen *testSandbox
+	goBin  func() (string, error)
 }
 
 // command returns how to run example name ("poll", "events"…) in lang,
@@ -329,8 +330,9 @@ func (ex *exEnv) pollFailure(t *testing.T, lang string) func(*testing.T) {
 }
 
 func (ex *exEnv) pollCancel(t *testing.T, lang string) func(*testing.T) {
-	key := ex.slow.key(t)
-	p := ex.start(t, lang, "poll", "ACCEPTED_URL="+ex.slow.srv.URL, "ACCEPTED_KEY="+key, `ACCEPTED_SIMULATE={"duration_seconds":200}`)
+	key := ex.frozen.key(t)
+	// Five seconds of work: the first Retry-After is 1.
+	p := ex.start(t, lang, "poll", "ACCEPTED_URL="+ex.frozen.srv.URL, "ACCEPTED_KEY="+key, `ACCEPTED_SIMULATE={"duration_seconds":5}`)
 	return func(t *testing.T) {
 		job := p.await(t, `(?m)^started (job_[a-z0-9]+)`)[1]
 		p.await(t, `next poll in`)
@@ -340,7 +342,7 @@ func (ex *exEnv) pollCancel(t *testing.T, lang string) func(*testing.T) {
 		if code := p.wait(t); code != 130 {
 			t.Fatalf("exit %d after SIGINT, want 130", code)
 		}
-		if st := ex.slow.do(t, http.MethodGet, "/v1/jobs/"+job, key, nil).json(t)["status"]; st != "canceled" {
+		if st := ex.frozen.do(t, http.MethodGet, "/v1/jobs/"+job, key, nil).json(t)["status"]; st != "canceled" {
 			t.Errorf("after SIGINT the job is %v on the server, want canceled", st)
 		}
 		exMustMatch(t, "stderr", p.stderr.String(), job+`:? canceled`)
