@@ -143,6 +143,9 @@ func Artifacts(cfg Config) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if down, err = wrapRefSiblings(down); err != nil {
+		return nil, err
+	}
 	catalog, err := indentJSON(json.Marshal(s.Catalog()))
 	if err != nil {
 		return nil, fmt.Errorf("rendering the error catalog: %w", err)
@@ -159,6 +162,87 @@ func withoutWebhooks(spec []byte) ([]byte, error) {
 	}
 	delete(doc, "webhooks")
 	return indentJSON(json.Marshal(doc))
+}
+
+// wrapRefSiblings rewrites every schema that has keywords beside a $ref
+// ({"$ref": X, "description": D}) as {"allOf": [{"$ref": X}], "description": D}
+// in the 3.0 spec. OpenAPI 3.1 allows siblings of $ref, and Huma writes the
+// doc of a struct field there; OpenAPI 3.0 ignores them (so a 3.0 reader
+// loses the description), and linters (Spectral's no-$ref-siblings) refuse
+// them. Keys keep their order, so the file stays diffable.
+func wrapRefSiblings(spec []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(spec))
+	dec.UseNumber()
+	var out bytes.Buffer
+	if err := rewriteJSON(dec, &out); err != nil {
+		return nil, fmt.Errorf("rewriting $ref siblings in the 3.0 spec: %w", err)
+	}
+	return indentJSON(out.Bytes(), nil)
+}
+
+// rewriteJSON copies one JSON value from dec to out, wrapping $ref siblings.
+func rewriteJSON(dec *json.Decoder, out *bytes.Buffer) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('['):
+		out.WriteByte('[')
+		for i := 0; dec.More(); i++ {
+			if i > 0 {
+				out.WriteByte(',')
+			}
+			if err := rewriteJSON(dec, out); err != nil {
+				return err
+			}
+		}
+		_, err := dec.Token()
+		out.WriteByte(']')
+		return err
+	case json.Delim('{'):
+		type member struct {
+			key string
+			val []byte
+		}
+		var members []member
+		ref := -1
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			var v bytes.Buffer
+			if err := rewriteJSON(dec, &v); err != nil {
+				return err
+			}
+			if k == "$ref" {
+				ref = len(members)
+			}
+			members = append(members, member{k.(string), v.Bytes()})
+		}
+		if _, err := dec.Token(); err != nil {
+			return err
+		}
+		if ref >= 0 && len(members) > 1 {
+			members[ref] = member{"allOf", append(append([]byte(`[{"$ref":`), members[ref].val...), "}]"...)}
+		}
+		out.WriteByte('{')
+		for i, m := range members {
+			if i > 0 {
+				out.WriteByte(',')
+			}
+			k, _ := json.Marshal(m.key)
+			out.Write(k)
+			out.WriteByte(':')
+			out.Write(m.val)
+		}
+		out.WriteByte('}')
+		return nil
+	}
+	v, err := json.Marshal(tok)
+	out.Write(v)
+	return err
 }
 
 func indentJSON(data []byte, err error) ([]byte, error) {
