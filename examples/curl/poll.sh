@@ -56,6 +56,11 @@ call() {
 		-H "Authorization: Bearer $KEY" "$@" "$path"
 }
 
+# sha256 FILE: print its hex SHA-256 (coreutils on Linux, shasum on macOS).
+sha256() {
+	if command -v sha256sum >/dev/null; then sha256sum "$1"; else shasum -a 256 "$1"; fi | cut -d' ' -f1
+}
+
 # problem: describe the last error answer by its catalog code.
 problem() {
 	fields status code title detail | tr '\n' ' ' >&2
@@ -193,7 +198,7 @@ $(fields file.name file.sha256)
 EOF
 	name=$(basename "$name")
 	[ "$(call GET "$result")" = 200 ] || { problem; exit 1; }
-	got=$(sha256sum "$tmp/body" | cut -d' ' -f1)
+	got=$(sha256 "$tmp/body")
 	if [ "$got" != "$want" ]; then
 		echo "$name: sha256 $got, the export says $want" >&2
 		exit 1
