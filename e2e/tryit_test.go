@@ -53,6 +53,11 @@ func TestTryItExportDownloads(t *testing.T) {
 	}
 	contains(t, "export result", tb.text(t, "#p0 .tryit-result"), "Download sales-", ".csv", "rows", "SHA-256 matches")
 	contains(t, "timeline", tb.text(t, "#p0 .tryit-timeline"), "POST /v1/exports", "303 See Other → /v1/exports/exp_", "/file")
+	// The reference page has no diagram of its own: the panel holds the
+	// build's copy of the guide's lifecycle, lit up.
+	if n := eval[int](t, tb, `document.querySelectorAll("#p0 .lifecycle .lit[data-state=succeeded]").length`); n == 0 {
+		t.Error("the panel's lifecycle diagram does not light up succeeded")
+	}
 }
 
 func TestTryItLiveEvents(t *testing.T) {

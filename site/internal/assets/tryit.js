@@ -131,6 +131,7 @@
 
   function setup(root) {
     const ds = root.dataset;
+    const fig = root.querySelector("figure.lifecycle"); // the build's copy of the guide's diagram
     const id = "tryit" + ++uid;
     const method = ds.method;
     const examples = parse(ds.examples || "[]") || [];
@@ -198,7 +199,7 @@
     fill(root,
       h("p", { class: "tryit-title" }, h("strong", { text: "Try it" }), " ", h("code", { text: method + " " + ds.path }),
         " against the sandbox at ", h("code", { text: API })),
-      form, status, resp, barBox, wait, timeline, result, inbox, copy, copyOut);
+      form, status, resp, barBox, wait, fig, timeline, result, inbox, copy, copyOut);
     root.classList.add("tryit-live");
 
     const say = (t) => { status.textContent = t; };
@@ -466,7 +467,11 @@
         const res = await call("GET", "/v1/sandbox/inboxes/" + box.id + "/events", { headers: { Accept: "text/event-stream" }, signal: ctl.signal });
         if (res.ok && res.body) {
           await refreshDeliveries();
-          return await sse(res, (ev) => { const dl = parse(ev.data); if (dl && dl.id) showDelivery(dl); });
+          await sse(res, (ev) => {
+            const dl = ev.event === "delivery" && parse(ev.data);
+            if (dl && dl.id) showDelivery(dl);
+          });
+          return;
         }
       } catch (e) {
         if (ctl.signal.aborted) return;

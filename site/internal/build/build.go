@@ -184,6 +184,7 @@ func Build(ctx context.Context, cfg Config) (*Site, error) {
 	if err := b.render(ctx); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
+	b.embedLifecycle()
 	if err := b.extras(); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
@@ -306,6 +307,14 @@ func (b *builder) render(ctx context.Context) error {
 	return nil
 }
 
+// fileName is the page's file in the site.
+func (p *page) fileName() string {
+	if strings.HasSuffix(p.path, ".html") {
+		return p.path
+	}
+	return p.path + "index.html"
+}
+
 func (b *builder) renderPage(ctx context.Context, p *page, buf *bytes.Buffer) error {
 	if p.md != nil {
 		res, err := b.md.Render(p.md.File, p.md.Source, markdown.Options{ResolveLink: b.linkResolver(p.md)})
@@ -328,10 +337,7 @@ func (b *builder) renderPage(ctx context.Context, p *page, buf *bytes.Buffer) er
 	if err := components.Layout(p.layout).Render(ctx, buf); err != nil {
 		return fmt.Errorf("render /%s: %w", p.path, err)
 	}
-	name := p.path + "index.html"
-	if strings.HasSuffix(p.path, ".html") {
-		name = p.path
-	}
+	name := p.fileName()
 	data := bytes.Clone(buf.Bytes())
 	// Each worker writes distinct keys, but the map itself needs a lock.
 	b.filesMu.Lock()

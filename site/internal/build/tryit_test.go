@@ -95,3 +95,25 @@ func TestTryItScriptOnlyWherePanelsAre(t *testing.T) {
 		t.Error("the curl command is hidden without JavaScript")
 	}
 }
+
+// A reference page has no diagram of its own: each panel that follows a job
+// gets a copy of the guides' lifecycle diagram, with its own ids, to light up.
+func TestLifecycleDiagramInReferencePanels(t *testing.T) {
+	s := mustBuild(t, testConfig(t))
+	ref := string(s.Files["reference/reports/index.html"])
+	for _, want := range []string{
+		`<figure class="diagram lifecycle">`, `aria-labelledby="lifecycle_1_title lifecycle_1_desc"`,
+		`<title id="lifecycle_1_title">Job lifecycle</title>`, `data-state='processing'`,
+	} {
+		if !strings.Contains(ref, want) {
+			t.Errorf("reference page lacks %s", want)
+		}
+	}
+	i, j := strings.Index(ref, `<div class="try-it" data-operation="create-report"`), strings.Index(ref, `<figure class="diagram lifecycle">`)
+	if i < 0 || j < i {
+		t.Error("the diagram is not inside the create-report panel")
+	}
+	if n := strings.Count(string(s.Files["guides/poll/index.html"]), `<figure class="diagram lifecycle">`); n != 1 {
+		t.Errorf("the guide, which has its own diagram, holds %d", n)
+	}
+}
