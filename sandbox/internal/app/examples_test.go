@@ -44,29 +44,26 @@ func TestExamples(t *testing.T) {
 		// clock stands still, so jobs never get past their first step.
 		frozen: newSandbox(t, nil, withScale(1), withFakeClock(clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)))),
 	}
+	// Built on first use, so the other languages need not wait for it.
+	binDir := t.TempDir()
 	ex.goBin = sync.OnceValues(func() (string, error) {
-		dir, err := os.MkdirTemp("", "accepted-examples-")
-		if err != nil {
-			return "", err
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./examples/go/...")
+		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./examples/go/...")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("go build ./examples/go/...: %v\n%s", err, out)
 		}
-		return dir, nil
+		return binDir, nil
 	})
 	// python3 is often a version manager's shim (pyenv, asdf) that starts a
 	// shell on every call, and poll.sh calls it for each answer: resolve it
 	// once to the interpreter itself, on a PATH of its own.
+	pyDir := t.TempDir()
 	ex.pyPath = sync.OnceValues(func() (string, error) {
-		out, err := exec.Command(exNeed(t, "python3"), "-c", "import sys; print(sys.executable)").Output()
+		out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
 		if err != nil {
 			return "", fmt.Errorf("python3: %w", err)
 		}
-		dir := t.TempDir()
-		return dir, os.Symlink(strings.TrimSpace(string(out)), filepath.Join(dir, "python3"))
+		return pyDir, os.Symlink(strings.TrimSpace(string(out)), filepath.Join(pyDir, "python3"))
 	})
 
 	// Most of an example's time is spent waiting for Retry-After, so each
@@ -77,7 +74,8 @@ func TestExamples(t *testing.T) {
 		t.Run("poll/"+lang, func(t *testing.T) {
 			t.Parallel()
 			ex.command(t, lang, "poll") // skip early when the runtime is missing
-			exCheck(t,                  // cancel first: it sends its signal once the first poll is printed
+			// Cancel first: it sends its signal once the first poll is printed.
+			exCheck(t,
 				"cancel", ex.pollCancel(t, lang),
 				"report", ex.pollReport(t, lang),
 				"export", ex.pollExport(t, lang),
@@ -286,7 +284,7 @@ func (p *exProc) await(t *testing.T, re string) []string {
 	}
 }
 
-// mustMatch checks that s matches re and returns the submatches.
+// exMustMatch checks that s matches re and returns the submatches.
 func exMustMatch(t *testing.T, what, s, re string) []string {
 	t.Helper()
 	m := regexp.MustCompile(re).FindStringSubmatch(s)
