@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -77,7 +78,7 @@ type WebhooksConfig struct {
 // delivery log and redelivery.
 type Webhooks struct {
 	cfg    WebhooksConfig
-	public *url.URL
+	public atomic.Pointer[url.URL]
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -119,7 +120,8 @@ func NewWebhooks(cfg WebhooksConfig) (*Webhooks, error) {
 	if cfg.MaxMessages <= 0 {
 		cfg.MaxMessages = 10_000
 	}
-	w := &Webhooks{cfg: cfg, public: u, sent: make(map[string]sentMessage)}
+	w := &Webhooks{cfg: cfg, sent: make(map[string]sentMessage)}
+	w.public.Store(u)
 	// Following jobs outlives the requests that start them.
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	return w, nil
@@ -142,23 +144,36 @@ func (w *Webhooks) Close(ctx context.Context) error {
 	}
 }
 
+// SetPublicURL replaces the public URL given in the config, for a server
+// that learns its address only once it listens (a port of 0). Inbox URLs
+// handed out before keep working only if they name the same host.
+func (w *Webhooks) SetPublicURL(raw string) error {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("api: public URL %q must be an absolute http(s) URL", raw)
+	}
+	w.public.Store(u)
+	return nil
+}
+
 var inboxIDRE = regexp.MustCompile(`^inb_[a-z2-7]{26}$`)
 
 // InboxURL is the callback URL of an inbox.
 func (w *Webhooks) InboxURL(id string) string {
-	return w.public.String() + "/v1/sandbox/inboxes/" + id
+	return w.public.Load().String() + "/v1/sandbox/inboxes/" + id
 }
 
 // InboxID reports whether raw is the URL of one of the sandbox's own
 // inboxes, and which. Such URLs are delivered in-process, so no network
 // policy applies to them; nothing else under the public URL is.
 func (w *Webhooks) InboxID(raw string) (string, bool) {
+	pub := w.public.Load()
 	u, err := url.Parse(raw)
 	if err != nil || u.RawQuery != "" || u.Fragment != "" || u.User != nil ||
-		!strings.EqualFold(u.Scheme, w.public.Scheme) || !strings.EqualFold(u.Host, w.public.Host) {
+		!strings.EqualFold(u.Scheme, pub.Scheme) || !strings.EqualFold(u.Host, pub.Host) {
 		return "", false
 	}
-	id, ok := strings.CutPrefix(u.EscapedPath(), w.public.EscapedPath()+"/v1/sandbox/inboxes/")
+	id, ok := strings.CutPrefix(u.EscapedPath(), pub.EscapedPath()+"/v1/sandbox/inboxes/")
 	if !ok || !inboxIDRE.MatchString(id) {
 		return "", false
 	}
@@ -288,7 +303,7 @@ type ImportEventData struct {
 // event is the type and data of a finished import's webhook.
 func (w *Webhooks) event(j jobs.Job) (string, ImportEventData) {
 	d := ImportEventData{ImportID: resourceIDFor(j.ID, importPrefix), JobID: j.ID, Status: string(j.Status),
-		StatusURL: w.public.String() + statusURL(j.ID), Rejected: []RejectedRow{}}
+		StatusURL: w.public.Load().String() + statusURL(j.ID), Rejected: []RejectedRow{}}
 	var in imports.Input
 	if err := jsonUnmarshal(j.Input, &in); err == nil {
 		d.TotalRows = len(in.Rows)
@@ -312,7 +327,7 @@ func (w *Webhooks) event(j jobs.Job) (string, ImportEventData) {
 	for _, rj := range r.Rejected[:min(len(r.Rejected), maxRejectedInEvent)] {
 		d.Rejected = append(d.Rejected, RejectedRow(rj))
 	}
-	d.ResultURL = w.public.String() + resourceURL(j)
+	d.ResultURL = w.public.Load().String() + resourceURL(j)
 	return r.Event(), d
 }
 
@@ -466,7 +481,7 @@ func (h *handlers) webhooks() *Webhooks {
 	if h.Webhooks != nil {
 		return h.Webhooks
 	}
-	return &Webhooks{
+	w := &Webhooks{
 		cfg: WebhooksConfig{
 			Secrets: secrets.New(clock.Real(), 0, 1), Inboxes: inbox.New(inbox.Config{Clock: clock.Real(), MaxInboxes: 1}),
 			Attempts: NewAttemptLog(1, 1), Dispatcher: noDispatcher{}, Catalog: h.Catalog,
@@ -476,10 +491,11 @@ func (h *handlers) webhooks() *Webhooks {
 				return jobs.Job{}, nil, func() {}, errors.New("webhooks are not configured")
 			},
 		},
-		public: &url.URL{Scheme: "http", Host: "localhost"},
-		ctx:    context.Background(),
-		sent:   map[string]sentMessage{},
+		ctx:  context.Background(),
+		sent: map[string]sentMessage{},
 	}
+	w.public.Store(&url.URL{Scheme: "http", Host: "localhost"})
+	return w
 }
 
 type noDispatcher struct{}

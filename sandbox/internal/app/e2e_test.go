@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"flag"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -225,4 +227,51 @@ func TestKeyCreationIsLimitedPerAddress(t *testing.T) {
 		}
 	}
 	t.Error("30 keys in a row from one address were all issued")
+}
+
+// TestServeOnPortZero: asked for port 0, the sandbox hands out inbox URLs
+// with the port it really listens on, and a webhook sent to one arrives.
+func TestServeOnPortZero(t *testing.T) {
+	cfg := testConfig()
+	cfg.Addr = "localhost:0"
+	s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	sd := &testSandbox{s: s, srv: &httptest.Server{URL: "http://" + ln.Addr().String()}}
+	kr := sd.do(t, http.MethodPost, "/v1/sandbox/keys", "", nil)
+	key, _ := kr.json(t)["key"].(string)
+	ir := sd.do(t, http.MethodPost, "/v1/sandbox/inboxes", key, nil)
+	if ir.StatusCode != http.StatusCreated && ir.StatusCode != http.StatusOK {
+		t.Fatalf("create inbox: %d %s", ir.StatusCode, ir.body)
+	}
+	inboxURL, _ := ir.json(t)["url"].(string)
+	if want := "http://localhost:" + port + "/v1/sandbox/inboxes/"; !strings.HasPrefix(inboxURL, want) {
+		t.Fatalf("inbox URL %q, want it to start with %q (the listener's port, the host asked for)", inboxURL, want)
+	}
+	r := sd.mustStart(t, key, "/v1/imports", importBody(inboxURL, rows("SKU-1")))
+	sd.mustFollow(t, key, r.Header.Get("Location"))
+	id := strings.TrimPrefix(inboxURL, "http://localhost:"+port+"/v1/sandbox/inboxes/")
+	for range 200 {
+		dr := sd.do(t, http.MethodGet, "/v1/sandbox/inboxes/"+id+"/deliveries", key, nil)
+		if ds, _ := dr.json(t)["deliveries"].([]any); len(ds) > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("no webhook reached the inbox")
 }

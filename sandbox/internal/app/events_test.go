@@ -213,7 +213,11 @@ func TestEventStreams(t *testing.T) {
 		key := ts.key(t)
 		r := ts.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"outcome": "stall", "duration_seconds": 600}))
 		s := ts.openStream(t, key, r.Header.Get("Location")+"/events")
-		s.nextEvent(t)
+		// The stream may open before a worker takes the job: wait for the
+		// processing state, after which the stalled worker sends nothing.
+		if first, _ := s.nextEvent(t); !strings.Contains(first.data, `"status":"processing"`) {
+			s.await(t, func(it streamItem) bool { return strings.Contains(it.data, `"status":"processing"`) }, func() {})
+		}
 		// One second at a time, so the stalled worker's silence is all the
 		// stream sees: the comment comes with no event between.
 		it := s.await(t, func(it streamItem) bool { return len(it.comments) > 0 || it.id != "" }, func() { fake.Advance(time.Second) })

@@ -256,6 +256,13 @@ func siteHandler(site fs.FS) http.Handler {
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
+	if s.cfg.PublicURL == "" {
+		// -addr may name port 0 or a host name: the listener knows the
+		// address clients (and the inbox URLs) must use.
+		if err := s.hooks.api.SetPublicURL(listenURL(s.cfg.Addr, ln.Addr().String())); err != nil {
+			return err
+		}
+	}
 	s.Start(bg)
 	srv := &http.Server{
 		Handler:           s.handler,

@@ -38,9 +38,19 @@ func publicURL(cfg Config) string {
 	if cfg.PublicURL != "" {
 		return strings.TrimRight(cfg.PublicURL, "/")
 	}
-	host, port, err := net.SplitHostPort(cfg.Addr)
+	return listenURL(cfg.Addr, cfg.Addr)
+}
+
+// listenURL is http://host:port for a server asked to listen on addr that
+// listens on actual: the host of addr (localhost for a wildcard) and the
+// port of actual, which differs when addr asked for port 0.
+func listenURL(addr, actual string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + cfg.Addr
+		return "http://" + addr
+	}
+	if _, p, err := net.SplitHostPort(actual); err == nil {
+		port = p
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "localhost"
