@@ -34,8 +34,9 @@ generate: templ ## Rewrite everything in generated/ (spec, error catalog) and th
 templ: ## Regenerate *_templ.go from *.templ
 	$(GO) tool templ generate -log-level error
 
-test: vet check-generated ## Vet, check generated files, run every test with the race detector
+test: vet check-generated lint-spec ## Vet, check generated files, lint the spec, run every test with the race detector, fuzz each parser briefly
 	$(GO) test -race $(TESTFLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST)
 
 vet:
 	$(GO) vet ./...
@@ -76,6 +77,8 @@ FUZZ_TARGETS := \
 	./site/internal/markdown:FuzzExtractRegion \
 	./site/internal/content:FuzzParse
 FUZZTIME ?= 30s
+# How long `make test` fuzzes each target.
+FUZZTIME_TEST ?= 5s
 
 bench-load: ## Loopback load: accept and poll against a bare net/http handler, 202 latency at 2,000 req/s
 	$(GO) test ./sandbox/internal/app -run '^$$' -bench 'Load' -benchtime 20000x -count 1
@@ -89,9 +92,10 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s); crashers land in
 	  $(GO) test "$${t%%:*}" -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
-fuzz-short: ## Every fuzz target for 5 s (10 targets: ~60 s with compilation), for `make test`
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+fuzz-short: ## Every fuzz target for FUZZTIME_TEST (5 s; 10 targets: ~90 s with compilation), as `make test` does
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST)
 
 lint-spec: ## Lint the generated specs with Spectral's oas ruleset (.spectral.yaml); installs tools/spectral on first use
-	@[ -x tools/spectral/node_modules/.bin/spectral ] || npm ci --prefix tools/spectral --no-audit --no-fund --ignore-scripts
+	@[ -x tools/spectral/node_modules/.bin/spectral ] || { command -v npm >/dev/null || { echo "lint-spec needs npm (Node.js) to install the pinned Spectral CLI: install Node.js, or run .ci/run on Debian"; exit 1; }; \
+	  npm ci --prefix tools/spectral --no-audit --no-fund --ignore-scripts; }
 	tools/spectral/node_modules/.bin/spectral lint --ruleset .spectral.yaml --fail-severity warn generated/openapi.json generated/openapi.yaml generated/openapi-3.0.json

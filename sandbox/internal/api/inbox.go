@@ -199,7 +199,7 @@ func (h *handlers) createInbox(ctx context.Context, _ *struct{}) (*InboxOutput, 
 	if err != nil {
 		return nil, h.problemFor(ctx, err, "/v1/sandbox/inboxes")
 	}
-	h.Logger.InfoContext(ctx, "inbox created", "inbox", ib.ID, "owner", ib.Owner)
+	h.Logger.InfoContext(ctx, "inbox created", "inbox", ib.ID[:8]+"…", "owner", ib.Owner)
 	return &InboxOutput{Location: v.DeliveriesURL, CacheControl: "no-store", Body: v}, nil
 }
 

@@ -196,7 +196,17 @@ func (w *Webhooks) endpoint(owner, u string) (webhooks.Endpoint, error) {
 	if err != nil {
 		return webhooks.Endpoint{}, err
 	}
-	return webhooks.Endpoint{URL: u, Secrets: set.Active(), Key: owner + " " + u}, nil
+	return webhooks.Endpoint{URL: u, Secrets: set.Active(), Key: owner + " " + u, Name: owner + " " + w.logName(u)}, nil
+}
+
+// logName names a callback URL in logs: an inbox's id is its credential,
+// so only its first characters are kept; other URLs lose what may carry a
+// token (webhooks.RedactURL).
+func (w *Webhooks) logName(u string) string {
+	if id, ok := w.InboxID(u); ok {
+		return "inbox " + id[:8] + "…"
+	}
+	return webhooks.RedactURL(u)
 }
 
 // reenable lets a URL that answered 410 Gone receive again: registering it

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -104,7 +105,9 @@ func (p *webhookParts) close(ctx context.Context, log *slog.Logger) error {
 	err := p.api.Close(ctx)
 	pending, derr := p.dispatcher.Close(ctx)
 	for _, m := range pending {
-		log.Info("webhook dropped at shutdown", "msg_id", m.Message.ID, "type", m.Message.Type, "url", m.Endpoint.URL, "attempts", m.Attempts)
+		log.Warn("webhook still pending at shutdown: it lived in memory and is not sent", "msg_id", m.Message.ID, "type", m.Message.Type,
+			"endpoint", cmp.Or(m.Endpoint.Name, webhooks.RedactURL(m.Endpoint.URL)), "attempts", m.Attempts,
+			"next_attempt_at", m.NextAttemptAt, "last_error", m.LastError)
 	}
 	if errors.Is(derr, webhooks.ErrClosed) {
 		derr = nil

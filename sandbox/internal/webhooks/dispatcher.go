@@ -88,9 +88,35 @@ type Endpoint struct {
 	// Key names the endpoint in the Log and for disabling after 410 Gone
 	// (an API key id, an inbox id). The URL when empty.
 	Key string
+	// Name is how logs name the endpoint, so it must hold no secret: a
+	// URL's query string or user info often carries a token. When empty,
+	// logs use the URL with its user info, query and fragment removed.
+	Name string
 }
 
 func (e Endpoint) key() string { return cmp.Or(e.Key, e.URL) }
+
+func (e Endpoint) name() string { return cmp.Or(e.Name, RedactURL(e.URL)) }
+
+// RedactURL is raw without what may be a credential: user info, query and
+// fragment are replaced by "redacted". It is for logs; a URL that does not parse
+// becomes "(unparsable URL)".
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		u.RawQuery, u.ForceQuery = "redacted", false
+	}
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = "redacted", ""
+	}
+	return u.String()
+}
 
 // Pending is a message that was accepted and not yet delivered, failed or
 // disabled when the Dispatcher closed, for the caller to persist or log.
@@ -186,6 +212,7 @@ type pendingKey struct{ endpoint, msgID string }
 type delivery struct {
 	ep      Endpoint
 	key     string
+	name    string // for logs
 	msg     Message
 	payload []byte
 	signer  *Signer
@@ -320,7 +347,7 @@ func (d *Dispatcher) enqueue(ctx context.Context, ep Endpoint, msg Message, manu
 		return err
 	}
 	ep.Secrets = slices.Clone(ep.Secrets)
-	dl := &delivery{ep: ep, key: ep.key(), msg: msg, payload: body, signer: signer, manual: manual}
+	dl := &delivery{ep: ep, key: ep.key(), name: ep.name(), msg: msg, payload: body, signer: signer, manual: manual}
 	pk := pendingKey{dl.key, msg.ID}
 
 	d.mu.Lock()
@@ -339,7 +366,7 @@ func (d *Dispatcher) enqueue(ctx context.Context, ep Endpoint, msg Message, manu
 	d.pending[pk] = dl
 	d.wg.Add(1)
 	go d.run(pk, dl)
-	d.log.DebugContext(ctx, "webhook enqueued", "msg_id", msg.ID, "type", msg.Type, "endpoint", dl.key, "manual", manual)
+	d.log.DebugContext(ctx, "webhook enqueued", "msg_id", msg.ID, "type", msg.Type, "endpoint", dl.name, "manual", manual)
 	return nil
 }
 
@@ -397,7 +424,7 @@ func (d *Dispatcher) run(pk pendingKey, dl *delivery) {
 			d.mu.Lock()
 			d.disabled[dl.key] = a.At
 			d.mu.Unlock()
-			d.log.Warn("webhook endpoint disabled by 410 Gone", "endpoint", dl.key, "url", dl.ep.URL, "msg_id", dl.msg.ID)
+			d.log.Warn("webhook endpoint disabled by 410 Gone", "endpoint", dl.name, "msg_id", dl.msg.ID)
 		case res.blocked || last:
 			// A blocked address is a configuration problem that retries
 			// cannot fix.
@@ -428,11 +455,11 @@ func (d *Dispatcher) record(dl *delivery, a Attempt) {
 	case OutcomeFailed, OutcomeDisabled:
 		level = slog.LevelWarn
 	}
-	d.log.Log(d.sendCtx, level, "webhook attempt", "msg_id", a.MessageID, "type", a.EventType, "endpoint", dl.key,
+	d.log.Log(d.sendCtx, level, "webhook attempt", "msg_id", a.MessageID, "type", a.EventType, "endpoint", dl.name,
 		"attempt", a.Number, "status", a.StatusCode, "latency", a.Latency, "outcome", a.Outcome, "error", a.Error)
 	// Recording should not be cut short by Close, which waits for it.
 	if err := d.cfg.Log.Record(context.WithoutCancel(d.sendCtx), dl.key, a); err != nil {
-		d.log.Error("record webhook attempt", "msg_id", a.MessageID, "endpoint", dl.key, "err", err)
+		d.log.Error("record webhook attempt", "msg_id", a.MessageID, "endpoint", dl.name, "err", err)
 	}
 }
 

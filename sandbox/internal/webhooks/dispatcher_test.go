@@ -311,3 +311,22 @@ func BenchmarkDeliver(b *testing.B) {
 type logFunc func(Attempt)
 
 func (f logFunc) Record(_ context.Context, _ string, a Attempt) error { f(a); return nil }
+
+func TestRedactURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://example.com/hooks":               "https://example.com/hooks",
+		"https://example.com/hooks?token=abc&x=1": "https://example.com/hooks?redacted",
+		"https://user:pass@example.com/hooks":     "https://redacted@example.com/hooks",
+		"https://example.com/hooks#frag":          "https://example.com/hooks#redacted",
+		"https://example.com/hooks?":              "https://example.com/hooks?redacted",
+		"http://[::1]:8080/a b?secret=1":          "http://[::1]:8080/a%20b?redacted",
+		"http://example.com/%zz":                  "(unparsable URL)",
+	} {
+		if got := RedactURL(raw); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", raw, got, want)
+		}
+		if got := RedactURL(raw); strings.Contains(got, "abc") || strings.Contains(got, "pass") || strings.Contains(got, "secret") {
+			t.Errorf("RedactURL(%q) = %q keeps a secret", raw, got)
+		}
+	}
+}
