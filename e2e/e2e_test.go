@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -249,6 +250,15 @@ type tab struct {
 	ctx      context.Context
 	mu       sync.Mutex
 	problems []string
+	expected []string // problems a test causes on purpose, by substring
+}
+
+// expect marks console messages containing sub as caused on purpose (a
+// request the test means to be refused logs an error in Chromium).
+func (tb *tab) expect(sub string) {
+	tb.mu.Lock()
+	tb.expected = append(tb.expected, sub)
+	tb.mu.Unlock()
 }
 
 func newTab(t *testing.T, e *env) *tab {
@@ -275,7 +285,9 @@ func newTab(t *testing.T, e *env) *tab {
 		tb.mu.Lock()
 		defer tb.mu.Unlock()
 		for _, p := range tb.problems {
-			t.Errorf("browser: %s", p)
+			if !slices.ContainsFunc(tb.expected, func(sub string) bool { return strings.Contains(p, sub) }) {
+				t.Errorf("browser: %s", p)
+			}
 		}
 	})
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{

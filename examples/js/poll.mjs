@@ -75,7 +75,9 @@ export async function followJob(url, { key, signal, onUpdate = () => {}, wait = 
     } else if (res?.type === 'opaqueredirect') { // browsers hide a redirect: let fetch follow it
       const result = await fetch(url, { headers, signal });
       await result.body?.cancel();
-      return { job, resultUrl: result.url };
+      // Only a job that succeeded answers 303, but the browser hid its body:
+      // the last state we read stands in, marked as it now is.
+      return { job: { ...job, status: 'succeeded' }, resultUrl: result.url };
     } else if (res?.status === 200) {
       job = await res.json();
       if (job.status === 'failed' || job.status === 'canceled') return { job };
