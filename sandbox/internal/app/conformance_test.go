@@ -3,10 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"regexp"
 	"slices"
@@ -557,18 +554,8 @@ func TestConformance(t *testing.T) {
 	t.Run("shutdown_drains_then_interrupts", func(t *testing.T) {
 		cfg := testConfig()
 		cfg.TimeScale, cfg.ShutdownTimeout = 1, 2*time.Second
-		s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, sigterm := context.WithCancel(context.Background())
-		stopped := make(chan error, 1)
-		go func() { stopped <- s.Run(ctx, ln) }()
-		sd := &testSandbox{s: s, srv: &httptest.Server{URL: "http://" + ln.Addr().String()}, seen: seen}
+		sd := runServing(t, cfg, seen)
+		s, sigterm, stopped := sd.s, sd.sigterm, sd.stopped
 		kr := sd.do(t, http.MethodPost, "/v1/sandbox/keys", "", nil)
 		key, keyID := kr.json(t)["key"].(string), kr.json(t)["key_id"].(string)
 		short := sd.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 0.2}))

@@ -6,10 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"flag"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -234,25 +232,14 @@ func TestKeyCreationIsLimitedPerAddress(t *testing.T) {
 func TestServeOnPortZero(t *testing.T) {
 	cfg := testConfig()
 	cfg.Addr = "localhost:0"
-	s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan error, 1)
-	go func() { stopped <- s.Run(ctx, ln) }()
+	sd := runServing(t, cfg, nil)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-stopped; err != nil {
+		sd.sigterm()
+		if err := <-sd.stopped; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	sd := &testSandbox{s: s, srv: &httptest.Server{URL: "http://" + ln.Addr().String()}}
+	_, port, _ := net.SplitHostPort(sd.ln.Addr().String())
 	kr := sd.do(t, http.MethodPost, "/v1/sandbox/keys", "", nil)
 	key, _ := kr.json(t)["key"].(string)
 	ir := sd.do(t, http.MethodPost, "/v1/sandbox/inboxes", key, nil)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -264,4 +265,30 @@ func (ts *testSandbox) mustFollow(t testing.TB, key, location string) []response
 	}
 	t.Fatalf("job at %s did not finish in time", location)
 	return nil
+}
+
+// serving is a sandbox run as `serve` runs it (Run on a real listener, so
+// shutdown goes through its drain), for tests of what only Run does.
+type serving struct {
+	*testSandbox
+	ln      net.Listener
+	sigterm context.CancelFunc // what SIGTERM does to serve
+	stopped chan error         // Run's result
+}
+
+func runServing(t testing.TB, cfg Config, seen *problemLog) *serving {
+	t.Helper()
+	s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, sigterm := context.WithCancel(context.Background())
+	sv := &serving{ln: ln, sigterm: sigterm, stopped: make(chan error, 1),
+		testSandbox: &testSandbox{s: s, srv: &httptest.Server{URL: "http://" + ln.Addr().String()}, seen: seen}}
+	go func() { sv.stopped <- s.Run(ctx, ln) }()
+	return sv
 }

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -12,31 +11,13 @@ import (
 	"time"
 )
 
-// lockedBuffer is a bytes.Buffer that many goroutines may log into.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestNoSecretsInLogs runs the webhook flows with debug logs on, through a
 // shutdown that leaves a webhook pending, and checks that no credential
 // reaches the logs: API keys, webhook signing secrets, inbox ids (an
 // inbox URL is a bearer credential) and tokens in a callback URL's query
 // string.
 func TestNoSecretsInLogs(t *testing.T) {
-	var logs lockedBuffer
+	var logs exBuffer // safe for concurrent writes
 	cfg := testConfig()
 	cfg.AllowPrivateCallbacks = true
 	d := Deps{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
