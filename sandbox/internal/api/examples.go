@@ -103,6 +103,9 @@ func (h *handlers) addRequestExamples(op *huma.Operation, base map[string]any) {
 	}
 	for _, code := range h.Catalog.Deferred() {
 		e, _ := h.Catalog.Entry(code)
+		if e.Scenario == nil {
+			continue // no request makes it happen (job_interrupted comes from a shutdown)
+		}
 		mt.Examples[code] = &huma.Example{Summary: "Fails later with " + code + ": " + e.Title, Value: with(e.Scenario)}
 	}
 }

@@ -67,6 +67,9 @@ func TestSpecDocumentsEverything(t *testing.T) {
 // TestSpecRequestExamplesAreAccepted sends every request example of the
 // spec: each must be a valid request (202), so the examples a try-it console
 // offers cannot drift from the validation rules.
+// TestSpecRequestExamplesAreAccepted: every request example in the spec
+// (the try-it scenario picker offers each) is accepted, and the job it
+// starts ends as the example's name says.
 func TestSpecRequestExamplesAreAccepted(t *testing.T) {
 	// Many examples: more POSTs than the default start policy's burst.
 	ts := newSandbox(t, nil, func(_ *Config, d *Deps) {
@@ -80,8 +83,25 @@ func TestSpecRequestExamplesAreAccepted(t *testing.T) {
 		}
 		for name, ex := range item.Post.RequestBody.Content["application/json"].Examples {
 			n++
-			if r := ts.do(t, http.MethodPost, path, key, ex.Value); r.StatusCode != http.StatusAccepted {
+			r := ts.do(t, http.MethodPost, path, key, ex.Value)
+			if r.StatusCode != http.StatusAccepted {
 				t.Errorf("POST %s with example %q: %d %s", path, name, r.StatusCode, r.body)
+				continue
+			}
+			// The example does what its name says: a catalog code fails
+			// the job with that code, anything else succeeds.
+			polls := ts.mustFollow(t, key, r.Header.Get("Location"))
+			last := polls[len(polls)-1]
+			_, isCode := ts.s.catalog.Entry(name)
+			switch {
+			case isCode && last.StatusCode == http.StatusOK:
+				if j := last.json(t); j["status"] != "failed" || j["error"].(map[string]any)["code"] != name {
+					t.Errorf("POST %s with example %q (%s): job ended %v %v, want failed with %s", path, name, ex.Summary, j["status"], j["error"], name)
+				}
+			case isCode:
+				t.Errorf("POST %s with example %q (%s): job succeeded, want failed with %s", path, name, ex.Summary, name)
+			case last.StatusCode != http.StatusSeeOther:
+				t.Errorf("POST %s with example %q (%s): job ended %s, want it to succeed", path, name, ex.Summary, last.body)
 			}
 		}
 	}
