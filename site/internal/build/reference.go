@@ -97,7 +97,7 @@ func (b *builder) referencePages() error {
 		pages = append(pages, rp)
 	}
 	if len(doc.Webhooks) > 0 {
-		rp := refPage{path: "reference/webhooks/", title: "Webhooks", desc: "Requests the API sends to you.", body: r.Webhooks(doc)}
+		rp := refPage{path: "reference/webhooks/", title: "Webhook events", desc: "The requests the API sends to your endpoints.", body: r.Webhooks(doc)}
 		for i := range doc.Webhooks {
 			op := &doc.Webhooks[i].Operation
 			addOp(op, rp.path)

@@ -279,7 +279,7 @@ func Overview(doc *apiref.Doc) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if len(doc.Webhooks) > 0 {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "<section class=\"ref-index\" aria-labelledby=\"ref-index-webhooks\"><h2 id=\"ref-index-webhooks\">Webhooks</h2><ul class=\"ref-op-list\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "<section class=\"ref-index\" aria-labelledby=\"ref-index-webhooks\"><h2 id=\"ref-index-webhooks\">Webhook events</h2><ul class=\"ref-op-list\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -2702,7 +2702,7 @@ func Webhooks(doc *apiref.Doc) templ.Component {
 			templ_7745c5c3_Var120 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 236, "<div class=\"ref-webhooks\"><header><h1>Webhooks</h1><p>The API sends these requests to the endpoint you register. Answer with a 2xx status quickly, then do the work.</p></header>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 236, "<div class=\"ref-webhooks\"><header><h1>Webhook events</h1><p>The API sends these requests to the endpoint you register. Answer with a 2xx status quickly, then do the work.</p></header>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
