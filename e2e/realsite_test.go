@@ -136,7 +136,8 @@ func TestRealSite(t *testing.T) {
 	}
 	for _, p := range pages {
 		plain.do(t, chromedp.Navigate(base+p), chromedp.WaitReady(chromedp.CSS("body")))
-		got := eval[[]int](t, plain, `[
+		// (Disclosures opened as a reader would: what they hide is meant to be.)
+		got := eval[[]int](t, plain, `document.querySelectorAll("details").forEach((d) => { d.open = true; }), [
 			(document.querySelector("main")?.innerText ?? "").length,
 			[...document.querySelectorAll("main pre")].filter((e) => e.getClientRects().length === 0).length,
 			[...document.querySelectorAll(".try-it")].filter((e) => !/curl /.test(e.innerText)).length,
@@ -155,6 +156,16 @@ func TestRealSite(t *testing.T) {
 	tb.do(t, click("#p0 button.tryit-primary"), visible("#p0 .tryit-result.tryit-succeeded"))
 	if n := eval[int](t, tb, `document.querySelectorAll("main .lifecycle .lit[data-state=succeeded]").length`); n == 0 {
 		t.Error("the lifecycle guide's diagram does not light up succeeded")
+	}
+	// The error catalog reproduces a deferred error in place: open the
+	// entry's panel, send, and the job fails with that very code.
+	tb.open(t, base+"/errors/")
+	const entry = "#upstream_unavailable"
+	eval[bool](t, tb, `(document.querySelector("`+entry+` details.problem-try").open = true, true)`)
+	tb.do(t, click(entry+" .try-it button.tryit-primary"), visible(entry+" .tryit-result.tryit-failed"))
+	contains(t, "reproduced failure", tb.text(t, entry+" .tryit-result"), "The job failed", "upstream_unavailable")
+	if href := eval[string](t, tb, `document.querySelector("`+entry+` .tryit-result a[href*='#upstream_unavailable']")?.getAttribute("href") ?? ""`); href == "" {
+		t.Error("the reproduced failure does not link its catalog entry")
 	}
 	t.Logf("%d pages, %d try-it panels", len(pages), panels)
 }

@@ -94,7 +94,7 @@ func entries() []Entry {
 			Action:      "Send a JSON body that matches the operation's schema, with `Content-Type: application/json`. The `errors` list points at the part that failed."},
 		{Code: ValidationFailed, Status: http.StatusUnprocessableEntity, Title: "Request failed validation", When: Immediate,
 			Description: "The body parsed, but a field is missing, has the wrong type, is out of range, or is not part of the schema. No job was created.",
-			Action:      "Fix every field listed in `errors` (each has a `location` such as `body.period.from` and a message) and send the request again."},
+			Action:      "Fix every field listed in `errors` (each has a `location` such as `body.from` and a message) and send the request again."},
 		{Code: Unauthorized, Status: http.StatusUnauthorized, Title: "Missing or unknown API key", When: Immediate,
 			Description: "The request has no `Authorization: Bearer <key>` header, or the key is not one this sandbox issued (sandbox keys are kept in memory and vanish when it restarts).",
 			Action:      "Get a key with `POST /v1/sandbox/keys` and send it as `Authorization: Bearer <key>` on every call."},
@@ -264,7 +264,7 @@ type Problem struct {
 
 // FieldError locates one invalid part of a request.
 type FieldError struct {
-	Location string `json:"location,omitempty" doc:"Where the error is, for example body.period.from or header.Idempotency-Key." example:"body.format"`
+	Location string `json:"location,omitempty" doc:"Where the error is, for example body.from or header.Idempotency-Key." example:"body.format"`
 	Message  string `json:"message" doc:"What is wrong with it." example:"expected value to be one of \"csv, ndjson\""`
 	Value    any    `json:"value,omitempty" doc:"The value that was sent, when it helps."`
 }

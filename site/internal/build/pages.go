@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/a-h/templ"
@@ -188,6 +189,15 @@ func (b *builder) errorsPage() error {
 	cat, err := errorspage.Load(data, b.hl, b.md.Fragment)
 	if err != nil {
 		return err
+	}
+	for i := range cat.Problems {
+		pr := &cat.Problems[i]
+		if pr.ReproduceHTML, err = b.tryIts.reproduce(pr.Code); err != nil {
+			return fmt.Errorf("errors page: %s: %w", pr.Code, err)
+		}
+		if pr.ReproduceHTML != "" && !slices.Contains(p.layout.Scripts, b.tryItScript) {
+			p.layout.Scripts = append(p.layout.Scripts, b.tryItScript)
+		}
 	}
 	p.layout.Body = errorspage.Page(cat)
 	var imm, def []components.Link

@@ -83,6 +83,37 @@ func (t *tryItOps) html(id, scenario, body string) (string, error) {
 	return buf.String(), err
 }
 
+// reproduce renders a try-it panel for the first operation (in the
+// reference's order) with a request example named code: the spec's way of
+// saying "this request ends in that problem". Empty when none has one.
+func (t *tryItOps) reproduce(code string) (string, error) {
+	t.mu.RLock()
+	var id string
+	if t.loaded {
+	ops:
+		for _, tag := range t.doc.Tags {
+			for _, op := range tag.Operations {
+				if op.Body == nil || op.ID == "" {
+					continue
+				}
+				for _, mt := range op.Body.Content {
+					for _, e := range mt.Examples {
+						if e.Name == code {
+							id = op.ID
+							break ops
+						}
+					}
+				}
+			}
+		}
+	}
+	t.mu.RUnlock()
+	if id == "" {
+		return "", nil
+	}
+	return t.html(id, code, "")
+}
+
 // minifyJS minifies a script with esbuild's Go API (no Node needed). The
 // scripts are written for current browsers (ES2020), so nothing is
 // transpiled; only whitespace, names and syntax shrink.

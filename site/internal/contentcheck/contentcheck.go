@@ -208,8 +208,12 @@ func CatalogCovered(s *build.Site, pages []*content.Page, catalog []byte) ([]str
 		}
 		shown = append(shown, objs...)
 	}
+	errorsPage := string(s.Files["errors/index.html"])
 	var out []string
 	for _, pr := range cat.Problems {
+		if len(pr.Scenario) > 0 && !reproducible(errorsPage, pr.Code) {
+			out = append(out, fmt.Sprintf("error %s has a scenario but no try-it panel that reproduces it on /errors/ (give a job-starting operation a request example named %q)", pr.Code, pr.Code))
+		}
 		if !linked[pr.Code] {
 			out = append(out, fmt.Sprintf("error %s (%s) is not linked from any guide (link to /errors/#%s)", pr.Code, pr.When, pr.Code))
 		}
@@ -222,6 +226,20 @@ func CatalogCovered(s *build.Site, pages []*content.Page, catalog []byte) ([]str
 		}
 	}
 	return out, nil
+}
+
+// reproducible reports whether the catalog entry code on the errors page
+// holds a try-it panel set to the scenario named after it.
+func reproducible(page, code string) bool {
+	start := strings.Index(page, `<section class="problem" id="`+code+`"`)
+	if start < 0 {
+		return false
+	}
+	entry := page[start:]
+	if end := strings.Index(entry, "</section>"); end >= 0 {
+		entry = entry[:end]
+	}
+	return strings.Contains(entry, `class="try-it"`) && strings.Contains(entry, `data-scenario="`+code+`"`)
 }
 
 // covers reports whether obj has every field of want, with the same value.

@@ -100,6 +100,17 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 		}
 		return m
 	}
+	// A deferred error with a scenario that neither the guides nor the
+	// spec's request examples know about.
+	addDiskOnFire := func(t *testing.T, c, g, e fstest.MapFS) {
+		editJSON(t, g, "errors.json", func(doc map[string]any) {
+			doc["problems"] = append(doc["problems"].([]any), map[string]any{
+				"code": "disk_on_fire", "type": "http://localhost:8080/errors#disk_on_fire", "status": 500,
+				"title": "Disk on fire", "when": "deferred", "retryable": false, "description": "Hot.", "action": "Wait.",
+				"scenario": map[string]any{"outcome": "fail", "fail_code": "disk_on_fire"},
+			})
+		})
+	}
 	tests := []struct {
 		name   string
 		mutate func(t *testing.T, c, g, e fstest.MapFS)
@@ -118,17 +129,14 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 			want: "operation getUnlinked (GET /v1/unlinked) is not linked from any guide",
 		},
 		{
-			name: "a deferred error whose scenario no guide shows",
-			mutate: func(t *testing.T, c, g, e fstest.MapFS) {
-				editJSON(t, g, "errors.json", func(doc map[string]any) {
-					doc["problems"] = append(doc["problems"].([]any), map[string]any{
-						"code": "disk_on_fire", "type": "http://localhost:8080/errors#disk_on_fire", "status": 500,
-						"title": "Disk on fire", "when": "deferred", "retryable": false, "description": "Hot.", "action": "Wait.",
-						"scenario": map[string]any{"outcome": "fail", "fail_code": "disk_on_fire"},
-					})
-				})
-			},
-			want: `error disk_on_fire: no guide shows its scenario {"fail_code":"disk_on_fire","outcome":"fail"}`,
+			name:   "a deferred error whose scenario no guide shows",
+			mutate: addDiskOnFire,
+			want:   `error disk_on_fire: no guide shows its scenario {"fail_code":"disk_on_fire","outcome":"fail"}`,
+		},
+		{
+			name:   "a deferred error no request example reproduces",
+			mutate: addDiskOnFire,
+			want:   "error disk_on_fire has a scenario but no try-it panel that reproduces it on /errors/",
 		},
 		{
 			name: "an immediate error no guide links to",

@@ -32,6 +32,10 @@ type Problem struct {
 	ActionHTML      string `json:"-"`
 	ExampleHTML     string `json:"-"`
 	ScenarioHTML    string `json:"-"`
+	// ReproduceHTML is a try-it panel that makes this problem happen
+	// (filled by the caller, which knows the API reference); empty when
+	// no request can.
+	ReproduceHTML string `json:"-"`
 }
 
 // Catalog is errors.json.
