@@ -106,6 +106,7 @@ func TestConformance(t *testing.T) {
 			{"unknown field", "/v1/reports", map[string]any{"from": "2026-01-01", "to": "2026-01-02", "colour": "red"}, nil, 422, problems.ValidationFailed},
 			{"wrong type", "/v1/reports", map[string]any{"from": 20260101, "to": "2026-01-02"}, nil, 422, problems.ValidationFailed},
 			{"bad date", "/v1/reports", map[string]any{"from": "2026-02-30", "to": "2026-03-02"}, nil, 422, problems.ValidationFailed},
+			{"bad month", "/v1/exports", map[string]any{"format": "csv", "from": "2026-01-01", "to": "2026-13-01"}, nil, 422, problems.ValidationFailed},
 			{"to before from", "/v1/reports", map[string]any{"from": "2026-03-01", "to": "2026-02-01"}, nil, 422, problems.ValidationFailed},
 			{"range too long", "/v1/exports", map[string]any{"format": "csv", "from": "2024-01-01", "to": "2026-01-01"}, nil, 422, problems.ValidationFailed},
 			{"bad enum", "/v1/exports", map[string]any{"format": "xml", "from": "2026-01-01", "to": "2026-01-02"}, nil, 422, problems.ValidationFailed},
@@ -127,6 +128,15 @@ func TestConformance(t *testing.T) {
 			}
 			if d, _ := p["detail"].(string); d == "" {
 				t.Errorf("%s: problem without a detail a person can act on: %s", c.name, r.body)
+			}
+			// Each case has one fault: one entry for it, not one per checker.
+			seen := map[any]bool{}
+			for _, e := range asSlice(p["errors"]) {
+				loc := e.(map[string]any)["location"]
+				if seen[loc] {
+					t.Errorf("%s: %v reported twice: %s", c.name, loc, r.body)
+				}
+				seen[loc] = true
 			}
 		}
 		if after, _ := ts.s.JobCount(context.Background()); after != before {
@@ -638,4 +648,10 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal(fmt.Errorf("condition not met in 5 s"))
+}
+
+// asSlice is v as a JSON array, or nil.
+func asSlice(v any) []any {
+	a, _ := v.([]any)
+	return a
 }
