@@ -107,6 +107,34 @@ func TestTryItCancel(t *testing.T) {
 	}
 }
 
+// TestTryItReplaysWithTheSameIdempotencyKey sends a report, then the same
+// request again with the same Idempotency-Key: the sandbox replays the
+// first answer (the same job, Idempotent-Replayed: true) and starts no
+// second job. A changed body with that key is refused with
+// idempotency_key_reused.
+func TestTryItReplaysWithTheSameIdempotencyKey(t *testing.T) {
+	e := mustEnv(t)
+	tb := newTab(t, e)
+	tb.open(t, e.baseURL+guide)
+	tb.do(t, click("#p0 button.tryit-primary"), visible("#p0 .tryit-result.tryit-succeeded"))
+	jobID := `(() => { try { return JSON.parse(document.querySelector("#p0 .tryit-response .tryit-json").textContent).id; } catch { return ""; } })()`
+	first := eval[string](t, tb, jobID)
+	if !strings.HasPrefix(first, "job_") {
+		t.Fatalf("no job id in the first response: %q", first)
+	}
+	tb.do(t, click("#p0 button.tryit-replay"), visible("#p0 .tryit-result.tryit-succeeded"))
+	contains(t, "replayed response", tb.text(t, "#p0 .tryit-response"), "idempotent-replayed: true")
+	contains(t, "status", tb.text(t, "#p0 .tryit-status")+tb.text(t, "#p0 .tryit-timeline"), "202 Accepted")
+	if again := eval[string](t, tb, jobID); again != first {
+		t.Errorf("replay answered job %q, want the first job %q", again, first)
+	}
+	// The same key with another body is a different request: refused.
+	eval[bool](t, tb, `(() => { const b = document.querySelector("#p0 textarea"); const o = JSON.parse(b.value); o.title = "Another title"; b.value = JSON.stringify(o); return true; })()`)
+	tb.expect("status of 422 (Unprocessable Entity)")
+	tb.do(t, click("#p0 button.tryit-replay"), visible("#p0 .tryit-result.tryit-failed"))
+	contains(t, "refused replay", tb.text(t, "#p0 .tryit-result"), "The request was refused", "idempotency_key_reused")
+}
+
 // TestTryItKeyboardOnly runs a report with the keyboard alone: Tab to the
 // panel's Send button, Enter, then Tab to "Copy as curl" and press Space.
 func TestTryItKeyboardOnly(t *testing.T) {

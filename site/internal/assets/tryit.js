@@ -170,6 +170,11 @@
     const failStatus = ds.callback != null && h("select", { id: id + "-failstatus" }, ["503", "429", "500", "410"].map((s) => h("option", { value: s, text: s })));
     const send = h("button", { type: "submit", class: "tryit-primary", text: "Send request" });
     const cancel = h("button", { type: "button", class: "tryit-danger", hidden: true, text: "Cancel job", onclick: () => cancelJob() });
+    // Sends the last request again with its Idempotency-Key: the server
+    // replays the first answer (Idempotent-Replayed: true) instead of
+    // starting a second job, or refuses a changed body with 422.
+    let idemKey = null;
+    const replay = h("button", { type: "button", class: "tryit-replay", hidden: true, text: "Send again, same Idempotency-Key", onclick: () => go(idemKey) });
     const status = h("p", { class: "tryit-status", role: "status" });
     const form = h("form", { class: "tryit-form", novalidate: true },
       scenario && h("p", {}, h("label", { for: scenario.id, text: "Scenario" }), scenario),
@@ -177,7 +182,7 @@
       body && h("p", {}, h("label", { for: body.id, text: "Request body (JSON)" }), body),
       modes,
       inboxOn && h("p", { class: "tryit-check" }, inboxOn, " ", h("label", { for: inboxOn.id, text: "Send the webhook to a built-in inbox (its URL becomes callback_url)" })),
-      h("p", { class: "tryit-buttons" }, send, cancel),
+      h("p", { class: "tryit-buttons" }, send, replay, cancel),
     );
 
     // The output.
@@ -216,7 +221,7 @@
 
     function showResponse(res, text) {
       const heads = [...res.headers].map(([k, v]) => {
-        const key = /^(location|retry-after|ratelimit.*|content-location)$/.test(k);
+        const key = /^(location|retry-after|ratelimit.*|content-location|idempotent-replayed)$/.test(k);
         return h("span", { class: key ? "tryit-key" : null, text: k + ": " + v + "\n" });
       });
       resp.replaceChildren(h("h4", { text: "Response" }),
@@ -520,7 +525,7 @@
       }
     }
 
-    async function go() {
+    async function go(sameKey) {
       if (run && !run.done) run.ctl.abort();
       run = { ctl: new AbortController(), t0: performance.now(), done: false };
       const mine = run;
@@ -552,7 +557,11 @@
           }
           headers["Content-Type"] = "application/json";
         }
-        if (method === "POST" && auth && ds.async != null) headers["Idempotency-Key"] = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
+        if (method === "POST" && auth && ds.async != null) {
+          idemKey = sameKey || (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
+          headers["Idempotency-Key"] = idemKey;
+          replay.hidden = false;
+        }
         const res = await call(method, path, { headers, body: text, signal: run.ctl.signal });
         last = { method, url: abs(path), headers: Object.assign({ Authorization: "Bearer " + store.get(KEY) }, headers), body: text };
         if (!auth) delete last.headers.Authorization;
@@ -586,7 +595,9 @@
         }
         run.loc = res.headers.get("Location") || (job && job.status_url);
         const ra = Math.max(0, parseInt(res.headers.get("Retry-After"), 10) || 1);
-        say("202 Accepted: job " + (job && job.status) + ". Location " + run.loc + ", Retry-After " + ra + " s");
+        const replayed = res.headers.get("Idempotent-Replayed") === "true";
+        say((replayed ? "Replayed: the same Idempotency-Key gave back the first answer, job " + (job && job.id) + "; no second job was started. " : "") +
+          "202 Accepted: job " + (job && job.status) + ". Location " + run.loc + ", Retry-After " + ra + " s");
         run.said = job && job.status; // announced above with the 202
         update(job || {});
         if (mode() === "sse") await stream();
