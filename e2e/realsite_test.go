@@ -167,5 +167,24 @@ func TestRealSite(t *testing.T) {
 	if href := eval[string](t, tb, `document.querySelector("`+entry+` .tryit-result a[href*='#upstream_unavailable']")?.getAttribute("href") ?? ""`); href == "" {
 		t.Error("the reproduced failure does not link its catalog entry")
 	}
+	// A job is visible to its own key only: the FAQ's second panel finds
+	// the job the first started, and a new tab (a new session, so a new
+	// sandbox key) gets 404 for the same id.
+	tb.open(t, base+"/faq/other-key-404/")
+	tb.do(t, click("#p0 button.tryit-primary"), visible("#p0 .tryit-result.tryit-succeeded"))
+	job := eval[string](t, tb, `JSON.parse(document.querySelector("#p0 .tryit-response .tryit-json").textContent).id`)
+	tb.do(t, click("#p1 button.tryit-primary"), visible("#p1 .tryit-response"))
+	if got := tb.text(t, "#p1 .tryit-response"); !strings.Contains(got, "HTTP 200") {
+		t.Errorf("the job with its own key: %s", got)
+	}
+	if v := eval[string](t, tb, `document.querySelector("#p1 input[name=id]").value`); v != job {
+		t.Errorf("the second panel used %q, want the job just started, %s", v, job)
+	}
+	other := newTab(t, e)
+	other.expect("status of 404 (Not Found)")
+	other.open(t, base+"/faq/other-key-404/")
+	eval[bool](t, other, `(() => { const i = document.querySelector("#p1 input[name=id]"); i.value = `+jsString(job)+`; i.dispatchEvent(new Event("input", {bubbles: true})); return true; })()`)
+	other.do(t, click("#p1 button.tryit-primary"), visible("#p1 .tryit-response"))
+	contains(t, "the job with another key", other.text(t, "#p1 .tryit-response")+other.text(t, "#p1 .tryit-result"), "HTTP 404", "not_found")
 	t.Logf("%d pages, %d try-it panels", len(pages), panels)
 }

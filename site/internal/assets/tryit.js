@@ -55,6 +55,7 @@
     for (const v of [o && o.id, o && o.job_id]) {
       if (typeof v === "string" && /^[a-z]+_[a-z0-9]+$/.test(v)) store.set("accepted.last." + v.split("_")[0], v);
     }
+    d.dispatchEvent(new Event("accepted:last"));
   };
 
   // apiKey obtains a sandbox key on first use and keeps it for the session.
@@ -157,10 +158,19 @@
       if (ds.body) body.value = pretty(ds.body);
       else pick(ds.scenario);
     }
-    const inputs = params.map(([name, ex]) => h("input", {
-      id: id + "-p-" + name, name, type: "text", required: true, autocomplete: "off", spellcheck: "false",
-      value: store.get("accepted.last." + (ex || "").split("_")[0]) || "", placeholder: ex || "",
-    }));
+    // A path parameter follows the last id of its kind this session has
+    // seen (job_…, rpt_…) until the reader types in it, so a job started in
+    // one panel can be read in the next.
+    const lastOf = (ex) => store.get("accepted.last." + (ex || "").split("_")[0]) || "";
+    const inputs = params.map(([name, ex]) => {
+      const i = h("input", { id: id + "-p-" + name, name, type: "text", required: true, autocomplete: "off", spellcheck: "false", value: lastOf(ex), placeholder: ex || "" });
+      i.dataset.ex = ex || "";
+      const follow = () => { if (!i.dataset.typed) i.value = lastOf(ex); };
+      i.addEventListener("input", () => { i.dataset.typed = i.value.trim() ? "1" : ""; });
+      i.addEventListener("focus", follow);
+      d.addEventListener("accepted:last", follow);
+      return i;
+    });
     const modeName = id + "-mode";
     const modes = ds.async != null && h("fieldset", { class: "tryit-mode" }, h("legend", { text: "Follow the job by" }),
       [["poll", "Polling the status monitor"], ["sse", "Live events (SSE)"]].map(([v, label]) =>
@@ -535,6 +545,7 @@
       light("");
       let path = ds.path;
       for (const i of inputs) {
+        if (!i.dataset.typed) i.value = lastOf(i.dataset.ex);
         if (!i.value.trim()) { say("Fill in the path parameter " + i.name); i.focus(); return; }
         path = path.replace("{" + i.name + "}", encodeURIComponent(i.value.trim()));
       }
