@@ -11,9 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/accepted-dev/accepted/sandbox/internal/api"
-	"github.com/accepted-dev/accepted/sandbox/internal/ratelimit"
 )
 
 // benchSandbox is a sandbox whose limits do not get in the way of a benchmark.
@@ -21,12 +18,7 @@ func benchSandbox(b *testing.B) (*Server, string) {
 	b.Helper()
 	cfg := testConfig()
 	cfg.QueueSize, cfg.Workers, cfg.TimeScale, cfg.MaxJobsPerKey = 1_000_000, 64, 1, 1_000_000
-	unlimited := []ratelimit.Policy{
-		{Name: api.PolicyPoll, Rate: 1e9, Burst: 1e9},
-		{Name: api.PolicyStart, Rate: 1e9, Burst: 1e9},
-		{Name: api.PolicyKeys, Rate: 1e9, Burst: 1e9},
-	}
-	s, err := New(cfg, Deps{Policies: unlimited})
+	s, err := New(cfg, Deps{Policies: noRateLimits()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -131,9 +123,7 @@ func BenchmarkEventFanout(b *testing.B) {
 		b.Run(strconv.Itoa(subscribers), func(b *testing.B) {
 			cfg := testConfig()
 			cfg.TimeScale, cfg.MaxStreams = 1, subscribers
-			s, err := New(cfg, Deps{Policies: []ratelimit.Policy{
-				{Name: api.PolicyPoll, Rate: 1e9, Burst: 1e9}, {Name: api.PolicyStart, Rate: 1e9, Burst: 1e9}, {Name: api.PolicyKeys, Rate: 1e9, Burst: 1e9},
-			}})
+			s, err := New(cfg, Deps{Policies: noRateLimits()})
 			if err != nil {
 				b.Fatal(err)
 			}

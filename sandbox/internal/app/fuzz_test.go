@@ -10,9 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/accepted-dev/accepted/sandbox/internal/api"
-	"github.com/accepted-dev/accepted/sandbox/internal/ratelimit"
 )
 
 // fuzzPosts are the POST operations that read a body, by index.
@@ -53,9 +50,7 @@ func FuzzPostBodies(f *testing.F) {
 	}
 	cfg := testConfig()
 	cfg.QueueSize, cfg.Workers, cfg.TimeScale = 1_000_000, 4, 0.0001
-	s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Policies: []ratelimit.Policy{
-		{Name: api.PolicyPoll, Rate: 1e9, Burst: 1e9}, {Name: api.PolicyStart, Rate: 1e9, Burst: 1e9}, {Name: api.PolicyKeys, Rate: 1e9, Burst: 1e9},
-	}})
+	s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Policies: noRateLimits()})
 	if err != nil {
 		f.Fatal(err)
 	}

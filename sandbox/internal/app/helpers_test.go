@@ -54,19 +54,24 @@ func testConfig() Config {
 	}
 }
 
-// newSandbox starts a sandbox; opts adjust its config and deps.
-func newSandbox(t testing.TB, seen *problemLog, opts ...func(*Config, *Deps)) *testSandbox {
-	t.Helper()
-	cfg := testConfig()
-	// Tests make many keys from one address; the key policy is loosened so
-	// that only the limits a test is about can get in its way.
+// testDeps are the sandbox's defaults but for the key policy: tests make
+// many keys from one address, so it is loosened, and only the limits a
+// test is about can get in its way.
+func testDeps() Deps {
 	policies := DefaultPolicies()
 	for i := range policies {
 		if policies[i].Name == api.PolicyKeys {
 			policies[i].Burst = 10000
 		}
 	}
-	d := Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: policies}
+	return Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: policies}
+}
+
+// newSandbox starts a sandbox; opts adjust its config and deps.
+func newSandbox(t testing.TB, seen *problemLog, opts ...func(*Config, *Deps)) *testSandbox {
+	t.Helper()
+	cfg := testConfig()
+	d := testDeps()
 	for _, o := range opts {
 		o(&cfg, &d)
 	}
@@ -278,7 +283,7 @@ type serving struct {
 
 func runServing(t testing.TB, cfg Config, seen *problemLog) *serving {
 	t.Helper()
-	s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler)})
+	s, err := New(cfg, testDeps())
 	if err != nil {
 		t.Fatal(err)
 	}

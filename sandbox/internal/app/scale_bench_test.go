@@ -14,9 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/accepted-dev/accepted/sandbox/internal/api"
-	"github.com/accepted-dev/accepted/sandbox/internal/ratelimit"
 )
 
 // BenchmarkScale holds 100,000 jobs in flight and 10,000 open event streams
@@ -73,12 +70,7 @@ func scaleOnce(b *testing.B, jobs, streams int) {
 	cfg.Workers = 256
 	cfg.MaxKeys = jobs/jobsPerKey + 10
 	cfg.MaxStreams = jobsPerKey
-	unlimited := []ratelimit.Policy{
-		{Name: api.PolicyPoll, Rate: 1e9, Burst: 1e9},
-		{Name: api.PolicyStart, Rate: 1e9, Burst: 1e9},
-		{Name: api.PolicyKeys, Rate: 1e9, Burst: 1e9},
-	}
-	s, err := New(cfg, Deps{Policies: unlimited})
+	s, err := New(cfg, Deps{Policies: noRateLimits()})
 	if err != nil {
 		b.Fatal(err)
 	}

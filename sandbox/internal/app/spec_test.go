@@ -6,9 +6,6 @@ import (
 	"testing"
 
 	"github.com/danielgtaylor/huma/v2"
-
-	"github.com/accepted-dev/accepted/sandbox/internal/api"
-	"github.com/accepted-dev/accepted/sandbox/internal/ratelimit"
 )
 
 // TestSpecDocumentsEverything checks that every operation carries what a
@@ -72,9 +69,7 @@ func TestSpecDocumentsEverything(t *testing.T) {
 // starts ends as the example's name says.
 func TestSpecRequestExamplesAreAccepted(t *testing.T) {
 	// Many examples: more POSTs than the default start policy's burst.
-	ts := newSandbox(t, nil, func(_ *Config, d *Deps) {
-		d.Policies = []ratelimit.Policy{{Name: api.PolicyPoll, Rate: 1e6, Burst: 1e6}, {Name: api.PolicyStart, Rate: 1e6, Burst: 1e6}, {Name: api.PolicyKeys, Rate: 1e6, Burst: 1e6}}
-	})
+	ts := newSandbox(t, nil, withoutLimits)
 	key := ts.key(t)
 	n := 0
 	for path, item := range ts.s.API().OpenAPI().Paths {
