@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,28 @@ func TestIdempotencyInFlight(t *testing.T) {
 	r3 := send()
 	if r1.Code != 202 || r3.Code != 202 || r1.Body.String() != r3.Body.String() || r3.Header().Get("Idempotent-Replayed") != "true" {
 		t.Errorf("after: first %d, replay %d %q\n%s\n%s", r1.Code, r3.Code, r3.Header().Get("Idempotent-Replayed"), r1.Body, r3.Body)
+	}
+}
+
+func TestSameHost(t *testing.T) {
+	pub, _ := url.Parse("http://127.0.0.1:8080")
+	for raw, want := range map[string]bool{
+		"http://127.0.0.1:8080/x": true,
+		"http://localhost:8080/x": true,
+		"http://LOCALHOST:8080/x": true,
+		"http://[::1]:8080/x":     true,
+		"http://127.0.0.1:9090/x": false, // another port: another server
+		"http://localhost/x":      false,
+		"http://10.0.0.1:8080/x":  false,
+		"http://example.com:8080": false,
+	} {
+		u, _ := url.Parse(raw)
+		if got := sameHost(u, pub); got != want {
+			t.Errorf("sameHost(%s, %s) = %v, want %v", raw, pub, got, want)
+		}
+	}
+	pub, _ = url.Parse("https://sandbox.example.com")
+	if u, _ := url.Parse("https://localhost/x"); sameHost(u, pub) {
+		t.Error("localhost is not a public host's alias")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -170,7 +171,7 @@ func (w *Webhooks) InboxID(raw string) (string, bool) {
 	pub := w.public.Load()
 	u, err := url.Parse(raw)
 	if err != nil || u.RawQuery != "" || u.Fragment != "" || u.User != nil ||
-		!strings.EqualFold(u.Scheme, pub.Scheme) || !strings.EqualFold(u.Host, pub.Host) {
+		!strings.EqualFold(u.Scheme, pub.Scheme) || !sameHost(u, pub) {
 		return "", false
 	}
 	id, ok := strings.CutPrefix(u.EscapedPath(), pub.EscapedPath()+"/v1/sandbox/inboxes/")
@@ -178,6 +179,20 @@ func (w *Webhooks) InboxID(raw string) (string, bool) {
 		return "", false
 	}
 	return id, true
+}
+
+// sameHost reports whether u names the host of pub: the same host and
+// port, where localhost, 127.0.0.1 and ::1 are one host, so an inbox URL
+// written with localhost reaches a sandbox listening on 127.0.0.1.
+func sameHost(u, pub *url.URL) bool {
+	if strings.EqualFold(u.Host, pub.Host) {
+		return true
+	}
+	loopback := func(h string) bool {
+		ip, err := netip.ParseAddr(h)
+		return strings.EqualFold(h, "localhost") || err == nil && ip.IsLoopback()
+	}
+	return u.Port() == pub.Port() && u.Port() != "" && loopback(u.Hostname()) && loopback(pub.Hostname())
 }
 
 // checkCallback is the parse-time check of a callback URL (R31); the
