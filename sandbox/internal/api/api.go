@@ -8,13 +8,9 @@ package api
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -78,7 +74,7 @@ type handlers struct {
 }
 
 // Security scheme name used by every operation that needs a key.
-const bearerScheme = "sandboxKey"
+const bearerScheme = "bearerAuth"
 
 // ownerKey is the context key under which the authenticated key's id travels.
 type ownerKey struct{}
@@ -139,6 +135,7 @@ func Register(api huma.API, d Deps) {
 	h.addJobExamples(api)
 	h.addRequestExamples(registered(api, http.MethodPost, "/v1/reports"), map[string]any{"title": "January sales", "from": "2026-01-01", "to": "2026-01-31"})
 	h.addRequestExamples(registered(api, http.MethodPost, "/v1/exports"), map[string]any{"format": "csv", "from": "2026-01-01", "to": "2026-03-31"})
+	h.finishSpec(api)
 }
 
 // authenticate checks the bearer key of every operation that declares security.
@@ -165,22 +162,8 @@ func (h *handlers) authenticate(api huma.API) func(huma.Context, func(huma.Conte
 			}
 			msg = "This API key is not known to the sandbox (keys live in memory and vanish when it restarts). Get a new one with POST /v1/sandbox/keys."
 		}
-		ctx.SetHeader("WWW-Authenticate", `Bearer realm="accepted-sandbox"`)
-		p := h.Catalog.New(problems.Unauthorized, msg).WithInstance(ctx.URL().Path)
-		_ = writeProblem(api, ctx, p)
+		writeProblem(api, ctx, h.problemFor(ctx.Context(), unauthorizedError{msg}, ctx.URL().Path))
 	}
-}
-
-// writeProblem writes p outside a handler (in middleware).
-func writeProblem(api huma.API, ctx huma.Context, p *problems.Problem) error {
-	for k, vs := range p.GetHeaders() {
-		for _, v := range vs {
-			ctx.AppendHeader(k, v)
-		}
-	}
-	ctx.SetHeader("Content-Type", "application/problem+json")
-	ctx.SetStatus(p.Status)
-	return api.Marshal(ctx.BodyWriter(), "application/json", p)
 }
 
 // Rate-limit policies, named in an operation's metadata under policyKey.
@@ -225,11 +208,8 @@ func (h *handlers) rateLimit(api huma.API) func(huma.Context, func(huma.Context)
 			next(ctx)
 			return
 		}
-		wait := seconds(d.RetryAfter)
-		p := h.Catalog.New(problems.RateLimited, fmt.Sprintf("This %s allows %d requests per %d s under policy %q; retry in %d s.",
-			map[bool]string{true: "API key", false: "client address"}[owner(ctx.Context()) != ""], pol.Burst, pol.Window(), policy, wait)).
-			WithHeader("Retry-After", strconv.Itoa(wait)).WithInstance(ctx.URL().Path)
-		_ = writeProblem(api, ctx, p)
+		refusal := rateLimitedError{byKey: owner(ctx.Context()) != "", policy: pol, wait: d.RetryAfter}
+		writeProblem(api, ctx, h.problemFor(ctx.Context(), refusal, ctx.URL().Path))
 	}
 }
 
@@ -240,105 +220,4 @@ func clientAddr(remote string) string {
 		return remote
 	}
 	return host
-}
-
-// problemFor maps a domain error to its problem: the one place where that
-// happens. Errors it does not know become internal_error and are logged.
-func (h *handlers) problemFor(ctx context.Context, err error, instance string) error {
-	var p *problems.Problem
-	switch {
-	case errors.As(err, &p):
-		return p
-	case errors.Is(err, jobs.ErrNotFound):
-		return h.Catalog.New(problems.NotFound, "Nothing exists at "+instance+" for this API key. Jobs and results are visible only to the key that started them.").WithInstance(instance)
-	case errors.Is(err, jobs.ErrGone):
-		return h.Catalog.New(problems.JobExpired, fmt.Sprintf("This job finished more than %s ago, so it was deleted. Start a new one.", h.Retention)).WithInstance(instance)
-	case errors.Is(err, jobs.ErrFinished):
-		return h.Catalog.New(problems.JobAlreadyFinished, "The job already reached a terminal state, which never changes; GET its status URL for the outcome.").WithInstance(instance)
-	case errors.Is(err, jobs.ErrQueueFull):
-		wait := seconds(h.Engine.QueueRetryAfter())
-		return h.Catalog.New(problems.QueueFull, fmt.Sprintf("The work queue is full, so nothing was created. Retry in %d s.", wait)).
-			WithHeader("Retry-After", strconv.Itoa(wait)).WithInstance(instance)
-	case errors.Is(err, jobs.ErrClosed):
-		return h.Catalog.New(problems.ShuttingDown, "The sandbox is shutting down and accepts no new jobs; nothing was created. Retry in 30 s.").
-			WithHeader("Retry-After", "30").WithInstance(instance)
-	case errors.Is(err, jobs.ErrOwnerBusy):
-		wait := seconds(h.Engine.QueueRetryAfter())
-		return h.Catalog.New(problems.TooManyJobs, fmt.Sprintf("This API key has as many unfinished jobs as one key may; nothing was created. Retry in %d s, or cancel jobs you no longer need.", wait)).
-			WithHeader("Retry-After", strconv.Itoa(wait)).WithInstance(instance)
-	}
-	h.Logger.ErrorContext(ctx, "unexpected error", "instance", instance, "err", err)
-	return h.Catalog.New(problems.InternalError, "The sandbox hit an unexpected error; nothing you sent was wrong.").WithInstance(instance)
-}
-
-// problemFromHuma turns the errors Huma raises itself into catalog problems.
-func problemFromHuma(c *problems.Catalog, status int, msg string, errs []error) *problems.Problem {
-	code := problems.InternalError
-	switch status {
-	case http.StatusBadRequest:
-		code = problems.MalformedRequest
-	case http.StatusUnauthorized:
-		code = problems.Unauthorized
-	case http.StatusNotFound:
-		code = problems.NotFound
-	case http.StatusMethodNotAllowed:
-		code = problems.MethodNotAllowed
-	case http.StatusRequestEntityTooLarge:
-		code = problems.RequestTooLarge
-	case http.StatusUnsupportedMediaType:
-		code = problems.UnsupportedMediaType
-	case http.StatusUnprocessableEntity:
-		code = problems.ValidationFailed
-	case http.StatusTooManyRequests:
-		code = problems.RateLimited
-	}
-	p := c.New(code, msg)
-	if status != 0 && code == problems.InternalError && status != http.StatusInternalServerError {
-		p.Detail = msg
-	}
-	for _, err := range errs {
-		var d huma.ErrorDetailer
-		if errors.As(err, &d) {
-			ed := d.ErrorDetail()
-			fe := &problems.FieldError{Location: ed.Location, Message: ed.Message}
-			if s, ok := ed.Value.(string); ok && len(s) > 200 {
-				fe.Value = s[:200] + "…"
-			} else {
-				fe.Value = ed.Value
-			}
-			p.Errors = append(p.Errors, fe)
-			continue
-		}
-		if err != nil {
-			p.Errors = append(p.Errors, &problems.FieldError{Message: err.Error()})
-		}
-	}
-	if code == problems.MalformedRequest || code == problems.UnsupportedMediaType {
-		// Huma runs our cross-field checks even when the body did not parse;
-		// their complaints about empty fields would only hide the real cause.
-		var parse []*problems.FieldError
-		for _, fe := range p.Errors {
-			if fe.Location == "body" {
-				parse = append(parse, fe)
-			}
-		}
-		if len(parse) > 0 {
-			p.Errors = parse
-		}
-	}
-	if code == problems.UnsupportedMediaType {
-		p.Detail = "Send the body as JSON with the header Content-Type: application/json (with curl: -H 'Content-Type: application/json')."
-	} else if len(p.Errors) == 1 && p.Errors[0].Location != "" {
-		p.Detail = fmt.Sprintf("%s: %s", p.Errors[0].Location, p.Errors[0].Message)
-	} else if len(p.Errors) > 1 {
-		p.Detail = fmt.Sprintf("%d problems with the request; see errors.", len(p.Errors))
-	}
-	return p
-}
-
-// seconds rounds d up to whole seconds, at least 1: the delay-seconds form
-// of Retry-After (RFC 9110 §10.2.3).
-func seconds(d time.Duration) int {
-	s := int(math.Ceil(d.Seconds()))
-	return max(s, 1)
 }

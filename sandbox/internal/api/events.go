@@ -88,15 +88,14 @@ func (h *handlers) streamJobEvents(ctx context.Context, in *JobEventsInput) (*hu
 		URL:    &url.URL{RawQuery: url.Values{"last_event_id": {in.LastEventIDQuery}}.Encode()},
 	})
 	if err != nil {
-		return nil, h.Catalog.New(problems.MalformedRequest, err.Error()).WithInstance(instance)
+		return nil, h.problemFor(ctx, err, instance)
 	}
 	who := owner(ctx)
 	release := func() {}
 	if h.Limiter != nil {
 		var ok bool
 		if release, ok = h.Limiter.Acquire(who); !ok {
-			return nil, h.Catalog.New(problems.RateLimited, "This API key has as many event streams open as the sandbox allows (5 unless its operator changed -max-streams). Close one, or poll the status monitor instead.").
-				WithHeader("Retry-After", "5").WithInstance(instance)
+			return nil, h.problemFor(ctx, streamLimitError{"poll the status monitor"}, instance)
 		}
 	}
 	// The stream outlives this function, so the watch is tied to the

@@ -47,7 +47,7 @@ func exampleJob(status string, percent, remaining int, message string, seconds i
 // operations that return it.
 func (h *handlers) addJobExamples(api huma.API) {
 	failed := exampleJob("failed", 60, 0, "aggregating by day (3 of 5)", 5)
-	failed.Error = h.Catalog.New(problems.UpstreamUnavailable, "The orders database did not answer within 30 s.").WithJob(exampleJobID).WithInstance(statusURL(exampleJobID))
+	failed.Error = h.exampleFailure("The orders database did not answer within 30 s.")
 	set := func(op *huma.Operation, status string, examples map[string]*huma.Example) {
 		if op == nil || op.Responses[status] == nil {
 			return
@@ -108,4 +108,10 @@ func (h *handlers) addRequestExamples(op *huma.Operation, base map[string]any) {
 		}
 		mt.Examples[code] = &huma.Example{Summary: "Fails later with " + code + ": " + e.Title, Value: with(e.Scenario)}
 	}
+}
+
+// exampleFailure is the `error` of the example job when it failed: the
+// spec's examples are built from the catalog like real answers.
+func (h *handlers) exampleFailure(detail string) *problems.Problem {
+	return h.Catalog.New(problems.UpstreamUnavailable, detail).WithJob(exampleJobID).WithInstance(statusURL(exampleJobID))
 }

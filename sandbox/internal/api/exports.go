@@ -101,7 +101,6 @@ func (h *handlers) registerExports(api huma.API) {
 	huma.Register(api, op, func(ctx context.Context, in *CreateExportInput) (*AcceptedOutput, error) {
 		return h.accept(ctx, exports.Kind, in.input, h.scaled(in.input.Scenario.Duration))
 	})
-	fixRetryAfter(registered(api, http.MethodPost, op.Path), "202", "Seconds to wait before the first poll.")
 
 	get := huma.Operation{
 		OperationID: "getExport",

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/idempotency"
-	"github.com/accepted-dev/accepted/sandbox/internal/problems"
 )
 
 // Idempotency remembers Idempotency-Key requests (IETF draft, Stripe practice).
@@ -55,22 +53,22 @@ func (h *handlers) idempotent(api huma.API) func(huma.Context, func(huma.Context
 		instance := ctx.URL().Path
 		key, err := idempotency.ParseKeyHeader(raw)
 		if err != nil {
-			_ = writeProblem(api, ctx, h.Catalog.New(problems.IdempotencyKeyInvalid, err.Error()).WithInstance(instance))
+			writeProblem(api, ctx, h.problemFor(ctx.Context(), err, instance))
 			return
 		}
 		body, err := io.ReadAll(io.LimitReader(ctx.BodyReader(), maxIdempotentBody+1))
 		if err != nil {
-			_ = writeProblem(api, ctx, h.Catalog.New(problems.MalformedRequest, "The request body could not be read: "+err.Error()).WithInstance(instance))
+			writeProblem(api, ctx, h.problemFor(ctx.Context(), bodyError{err: err}, instance))
 			return
 		}
 		if len(body) > maxIdempotentBody {
-			_ = writeProblem(api, ctx, h.Catalog.New(problems.RequestTooLarge, "The request body is larger than this operation accepts.").WithInstance(instance))
+			writeProblem(api, ctx, h.problemFor(ctx.Context(), bodyError{err: errors.New("too large"), tooLarge: true}, instance))
 			return
 		}
 		who := owner(ctx.Context())
 		out, err := h.Idempotency.Begin(ctx.Context(), who, key, idempotency.Fingerprint(ctx.Method(), instance, body))
 		if err != nil {
-			_ = writeProblem(api, ctx, h.idempotencyProblem(err).WithInstance(instance))
+			writeProblem(api, ctx, h.problemFor(ctx.Context(), err, instance))
 			return
 		}
 		if out.Replayed {
@@ -102,23 +100,6 @@ func (h *handlers) idempotent(api huma.API) func(huma.Context, func(huma.Context
 			}
 		}
 	}
-}
-
-func (h *handlers) idempotencyProblem(err error) *problems.Problem {
-	switch {
-	case errors.Is(err, idempotency.ErrKeyInvalid):
-		return h.Catalog.New(problems.IdempotencyKeyInvalid, err.Error())
-	case errors.Is(err, idempotency.ErrInFlight):
-		return h.Catalog.New(problems.IdempotencyKeyInUse, "A request with this Idempotency-Key is still being handled. Wait for its answer, then retry with the same key to get it again.").
-			WithHeader("Retry-After", "1")
-	case errors.Is(err, idempotency.ErrMismatch):
-		return h.Catalog.New(problems.IdempotencyKeyReused, "This Idempotency-Key was already used with a different request body or URL. Use a new key for a new request.")
-	case errors.Is(err, idempotency.ErrOwnerFull):
-		return h.Catalog.New(problems.RateLimited, "This API key holds as many Idempotency-Keys as it may; they expire after 24 h.").WithHeader("Retry-After", "60")
-	case errors.Is(err, idempotency.ErrStoreFull):
-		return h.Catalog.New(problems.QueueFull, "The sandbox cannot remember more Idempotency-Keys right now.").WithHeader("Retry-After", "60")
-	}
-	return h.Catalog.New(problems.InternalError, fmt.Sprintf("Idempotency check failed: %v", err))
 }
 
 // humaContext lets recordingContext embed huma.Context, whose Context

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"math"
 	"net/http"
 	"reflect"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/accepted-dev/accepted/sandbox/internal/imports"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
-	"github.com/accepted-dev/accepted/sandbox/internal/safedial"
 )
 
 const importPrefix = "imp_"
@@ -124,7 +122,6 @@ func (h *handlers) registerImports(api huma.API) {
 	op.Callbacks = map[string]map[string]*huma.PathItem{"importFinished": {"{$request.body#/callback_url}": h.importWebhookPathItem(api, "")}}
 	huma.Register(api, op, h.createImport)
 	post := registered(api, http.MethodPost, op.Path)
-	fixRetryAfter(post, "202", "Seconds to wait before the first poll.")
 
 	get := huma.Operation{
 		OperationID: "getImport",
@@ -171,7 +168,7 @@ func (h *handlers) createImport(ctx context.Context, in *CreateImportInput) (*Im
 	w := h.webhooks()
 	if u := in.input.CallbackURL; u != "" {
 		if err := w.checkCallback(u); err != nil {
-			return nil, h.callbackProblem(err)
+			return nil, h.problemFor(ctx, callbackError{err}, "/v1/imports")
 		}
 	}
 	expected := h.scaled(in.input.Scenario.Duration)
@@ -189,17 +186,6 @@ func (h *handlers) createImport(ctx context.Context, in *CreateImportInput) (*Im
 		w.follow(owner(ctx), acc.Body.ID, u)
 	}
 	return out, nil
-}
-
-// callbackProblem explains a refused callback URL.
-func (h *handlers) callbackProblem(err error) error {
-	code := problems.ValidationFailed
-	if errors.Is(err, safedial.ErrBlockedAddress) {
-		code = problems.CallbackURLBlocked
-	}
-	p := h.Catalog.New(code, "body.callback_url: "+err.Error())
-	p.Errors = []*problems.FieldError{{Location: "body.callback_url", Message: err.Error()}}
-	return p.WithInstance("/v1/imports")
 }
 
 func (h *handlers) getImport(ctx context.Context, in *ImportIDParam) (*ImportOutput, error) {
@@ -250,6 +236,8 @@ func (h *handlers) importWebhookPathItem(api huma.API, ev string) *huma.PathItem
 	}
 	op := &huma.Operation{
 		OperationID: id,
+		// The sandbox sends it; the receiver checks the signature, not a key.
+		Security: []map[string][]string{},
 		Summary:     summary,
 		Tags:        []string{"Webhooks"},
 		Description: "Sent to the import's `callback_url` once, when the import ends, following Standard Webhooks 1.0. The body is `{type, timestamp, data}` and always under 20 kB " +
@@ -286,7 +274,7 @@ func (h *handlers) exampleImportEvent(ev string) ImportEvent {
 		e.Data.Rejected = []RejectedRow{{Row: 3, SKU: "OLD-MUG-300", Reason: "SKU OLD-MUG-300 is discontinued in the warehouse (SKUs starting with OLD- are); remove the row or use the product's current SKU"}}
 	case imports.EventFailed:
 		e.Data.Status, e.Data.Imported, e.Data.ResultURL = "failed", 0, ""
-		e.Data.Error = h.Catalog.New(problems.UpstreamUnavailable, "The warehouse did not answer within 30 s.").WithJob(exampleJobID).WithInstance(statusURL(exampleJobID))
+		e.Data.Error = h.exampleFailure("The warehouse did not answer within 30 s.")
 	}
 	return e
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -131,7 +130,7 @@ func (h *handlers) registerInbox(api huma.API) {
 		instance := "/v1/sandbox/inboxes/" + in.ID
 		ib, err := h.webhooks().cfg.Inboxes.Get(owner(ctx), in.ID)
 		if err != nil {
-			return nil, h.inboxProblem(ctx, err, instance)
+			return nil, h.problemFor(ctx, err, instance)
 		}
 		v, err := h.inboxView(ib)
 		if err != nil {
@@ -203,19 +202,11 @@ func (h *handlers) createInbox(ctx context.Context, _ *struct{}) (*InboxOutput, 
 	return &InboxOutput{Location: v.DeliveriesURL, CacheControl: "no-store", Body: v}, nil
 }
 
-func (h *handlers) inboxProblem(ctx context.Context, err error, instance string) error {
-	if errors.Is(err, inbox.ErrNotFound) {
-		return h.Catalog.New(problems.NotFound, "No inbox at "+instance+" for this API key. Inboxes belong to the key that created them, "+
-			"live in memory, and each key keeps its 20 newest.").WithInstance(instance)
-	}
-	return h.problemFor(ctx, err, instance)
-}
-
 func (h *handlers) listInboxDeliveries(ctx context.Context, in *InboxIDParam) (*InboxDeliveriesOutput, error) {
 	instance := "/v1/sandbox/inboxes/" + in.ID + "/deliveries"
 	ds, err := h.webhooks().cfg.Inboxes.Deliveries(owner(ctx), in.ID)
 	if err != nil {
-		return nil, h.inboxProblem(ctx, err, instance)
+		return nil, h.problemFor(ctx, err, instance)
 	}
 	return &InboxDeliveriesOutput{CacheControl: "no-store", Body: InboxDeliveries{InboxID: in.ID, Deliveries: ds}}, nil
 }
@@ -225,7 +216,7 @@ func (h *handlers) setInboxBehaviour(ctx context.Context, in *BehaviourInput) (*
 	b := in.Body
 	ib, err := h.webhooks().cfg.Inboxes.SetBehaviour(owner(ctx), in.ID, inbox.Behaviour{Status: b.Status, Remaining: b.Count, RetryAfter: b.RetryAfter})
 	if err != nil {
-		return nil, h.inboxProblem(ctx, err, instance)
+		return nil, h.problemFor(ctx, err, instance)
 	}
 	v, err := h.inboxView(ib)
 	if err != nil {
@@ -238,9 +229,6 @@ func (h *handlers) receive(ctx context.Context, in *ReceiveInput) (*ReceiveOutpu
 	instance := "/v1/sandbox/inboxes/" + in.ID
 	// Huma reuses the body's buffer after the handler: the store copies it.
 	ans, err := h.webhooks().cfg.Inboxes.Receive(in.ID, in.header, append([]byte(nil), in.RawBody...))
-	if errors.Is(err, inbox.ErrNotFound) {
-		return nil, h.Catalog.New(problems.NotFound, "No inbox "+in.ID+": it never existed, or it was dropped (each API key keeps its 20 newest).").WithInstance(instance)
-	}
 	if err != nil {
 		return nil, h.problemFor(ctx, err, instance)
 	}
@@ -251,13 +239,7 @@ func (h *handlers) receive(ctx context.Context, in *ReceiveInput) (*ReceiveOutpu
 	}
 	switch {
 	case ans.Status >= 400:
-		p := h.Catalog.New(problems.InboxSimulatedFailure, "This inbox was told (PUT "+instance+"/behaviour) to answer "+
-			strconv.Itoa(ans.Status)+" "+http.StatusText(ans.Status)+"; the delivery was stored anyway.").WithInstance(instance)
-		p.Status = ans.Status
-		if ra != "" {
-			p.WithHeader("Retry-After", ra)
-		}
-		return nil, p
+		return nil, h.problemFor(ctx, simulatedFailure{status: ans.Status, retryAfter: ans.RetryAfter}, instance)
 	case ans.Status >= 300:
 		out.Location = instance
 	}

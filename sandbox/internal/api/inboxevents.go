@@ -45,7 +45,7 @@ func (h *handlers) streamInboxEvents(ctx context.Context, in *InboxIDParam) (*hu
 	who := owner(ctx)
 	ib, err := store.Get(who, in.ID)
 	if err != nil {
-		return nil, h.inboxProblem(ctx, err, instance)
+		return nil, h.problemFor(ctx, err, instance)
 	}
 	view, err := h.inboxView(ib)
 	if err != nil {
@@ -55,8 +55,7 @@ func (h *handlers) streamInboxEvents(ctx context.Context, in *InboxIDParam) (*hu
 	if h.Limiter != nil {
 		var ok bool
 		if release, ok = h.Limiter.Acquire(who); !ok {
-			return nil, h.Catalog.New(problems.RateLimited, "This API key has as many event streams open as the sandbox allows. Close one, or list the deliveries instead.").
-				WithHeader("Retry-After", "5").WithInstance(instance)
+			return nil, h.problemFor(ctx, streamLimitError{"list the deliveries"}, instance)
 		}
 	}
 	deliveries, cancel := store.Subscribe(in.ID)

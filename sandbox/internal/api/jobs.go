@@ -60,7 +60,6 @@ func (h *handlers) registerJobs(api huma.API) {
 		}},
 	}
 	huma.Register(api, get, h.getJob)
-	fixRetryAfter(registered(api, http.MethodGet, get.Path), "200", "Present while the job is queued or processing: seconds to wait before the next poll.")
 
 	del := huma.Operation{
 		OperationID: "cancelJob",

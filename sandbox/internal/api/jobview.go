@@ -94,11 +94,7 @@ func (h *handlers) view(j jobs.Job) Job {
 		v.ResultURL = resultURL(j)
 		v.Links.Result = v.ResultURL
 	case jobs.StatusFailed:
-		code, detail := problems.InternalError, "The job failed."
-		if j.Failure != nil {
-			code, detail = j.Failure.Code, j.Failure.Detail
-		}
-		v.Error = h.Catalog.New(code, detail).WithJob(j.ID).WithInstance(statusURL(j.ID))
+		v.Error = jobProblem(h.Catalog, j, "The job failed.")
 	}
 	return v
 }

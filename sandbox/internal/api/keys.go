@@ -2,13 +2,11 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/accepted-dev/accepted/sandbox/internal/keys"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
 )
 
@@ -39,9 +37,6 @@ func (h *handlers) registerKeys(api huma.API) {
 	h.documentProblems(api, &op, problems.RateLimited, problems.QueueFull)
 	huma.Register(api, op, func(ctx context.Context, _ *struct{}) (*KeyOutput, error) {
 		plain, k, err := h.Keys.Issue()
-		if errors.Is(err, keys.ErrFull) {
-			return nil, h.Catalog.New(problems.QueueFull, "The sandbox holds as many keys as it is allowed to; try again later.").WithHeader("Retry-After", "60")
-		}
 		if err != nil {
 			return nil, h.problemFor(ctx, err, op.Path)
 		}

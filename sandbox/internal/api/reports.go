@@ -70,7 +70,6 @@ func (h *handlers) registerReports(api huma.API) {
 	huma.Register(api, op, func(ctx context.Context, in *CreateReportInput) (*AcceptedOutput, error) {
 		return h.accept(ctx, reports.Kind, in.input, h.scaled(in.input.Scenario.Duration))
 	})
-	fixRetryAfter(registered(api, http.MethodPost, op.Path), "202", "Seconds to wait before the first poll.")
 
 	get := huma.Operation{
 		OperationID: "getReport",
@@ -114,8 +113,7 @@ func (h *handlers) resultJob(ctx context.Context, resourceID, prefix string, kin
 		return jobs.Job{}, h.problemFor(ctx, err, instance)
 	}
 	if j.Status != jobs.StatusSucceeded {
-		return j, h.Catalog.New(problems.ResultNotReady, "The job "+j.ID+" is "+string(j.Status)+", so there is no result here; poll "+statusURL(j.ID)+".").
-			WithJob(j.ID).WithInstance(instance)
+		return j, h.problemFor(ctx, notReadyError{j}, instance)
 	}
 	return j, nil
 }

@@ -38,10 +38,7 @@ func (h *handlers) documentProblems(api huma.API, op *huma.Operation, codes ...s
 		if r.Description == http.StatusText(e.Status) {
 			r.Description = e.Title
 		}
-		switch e.Code {
-		case problems.QueueFull, problems.RateLimited:
-			r.Headers = map[string]*huma.Param{"Retry-After": retryAfterHeader("Seconds to wait before trying again.")}
-		case problems.Unauthorized:
+		if e.Code == problems.Unauthorized {
 			r.Headers = map[string]*huma.Param{"WWW-Authenticate": {Description: "The scheme to authenticate with: `Bearer`.", Schema: &huma.Schema{Type: "string"}, Example: `Bearer realm="accepted-sandbox"`}}
 		}
 		mt := r.Content["application/problem+json"]
@@ -49,20 +46,101 @@ func (h *handlers) documentProblems(api huma.API, op *huma.Operation, codes ...s
 	}
 }
 
-func retryAfterHeader(doc string) *huma.Param {
-	return &huma.Param{
-		Description: doc + " Delay-seconds: a whole number of seconds (RFC 9110 §10.2.3).",
-		Schema:      &huma.Schema{Type: "integer", Minimum: ptr(0.0)},
-		Example:     3,
+// Response headers many operations send are declared once, in
+// components/headers, and referenced: generators then make one type of each
+// (ogen could not compile per-operation copies of an enum header), and a
+// reader learns each header once.
+const (
+	headerRateLimit       = "RateLimit"
+	headerRateLimitPolicy = "RateLimit-Policy"
+	headerRetryAfter      = "Retry-After"
+	headerReplayed        = "Idempotent-Replayed"
+	headerLocation        = "Location"
+)
+
+func sharedHeaders() map[string]*huma.Header {
+	str := func(desc string, example any) *huma.Header {
+		return &huma.Header{Description: desc, Schema: &huma.Schema{Type: "string"}, Example: example}
+	}
+	return map[string]*huma.Header{
+		headerRateLimit: str("The rate-limit policy's state after this request (IETF RateLimit header fields draft): `r` requests remain, and the quota is full again in `t` seconds. "+
+			"Sent on every answer of an operation that is rate limited.", `"poll";r=19;t=1`),
+		headerRateLimitPolicy: str("The rate-limit policy that applies (IETF RateLimit header fields draft): a quota of `q` requests per window of `w` seconds, "+
+			"per API key (per client address for creating keys).", `"poll";q=20;w=2`),
+		headerRetryAfter: {
+			Description: "Seconds to wait before the next request, as delay-seconds (RFC 9110 §10.2.3): before the first poll on a 202, before the next poll while a job runs, " +
+				"and before trying again on a 409, 429 or 503.",
+			Schema:  &huma.Schema{Type: "integer", Minimum: ptr(0.0)},
+			Example: 3,
+		},
+		headerReplayed: {
+			Description: "`true` when this answer is a replay of an earlier request with the same Idempotency-Key (the same job, not a new one); absent otherwise.",
+			Schema:      &huma.Schema{Type: "string", Enum: []any{"true"}},
+			Example:     "true",
+		},
+		headerLocation: {
+			Description: "Where to go next. On a 202: the status monitor to poll (the job's `status_url`). On the status monitor's 303: the result (the job's `result_url`). " +
+				"On an inbox's answers: its delivery list. A relative reference, resolved against the request URL.",
+			Schema:  &huma.Schema{Type: "string", Format: "uri-reference"},
+			Example: "/v1/jobs/" + exampleJobID,
+		},
 	}
 }
 
-// fixRetryAfter documents Retry-After as an integer: the output struct holds
-// it as a string so that Huma omits it when empty.
-func fixRetryAfter(op *huma.Operation, status, doc string) {
-	if r := op.Responses[status]; r != nil && r.Headers != nil {
-		if _, ok := r.Headers["Retry-After"]; ok {
-			r.Headers["Retry-After"] = retryAfterHeader(doc)
+// finishSpec makes the spec tell the whole truth about the answers, after
+// every operation is registered: the shared headers become references; an
+// operation under a rate-limit policy declares RateLimit and
+// RateLimit-Policy on every answer the limiter sees (all but the 401 that
+// authentication gives first); every 409, 429 and 503 declares Retry-After;
+// every 202 of an operation honouring Idempotency-Key declares
+// Idempotent-Replayed; and an operation that needs no key says so with an
+// empty security requirement.
+func (h *handlers) finishSpec(api huma.API) {
+	oapi := api.OpenAPI()
+	oapi.Components.Headers = sharedHeaders()
+	ref := func(name string) *huma.Header { return &huma.Header{Ref: "#/components/headers/" + name} }
+	for _, item := range oapi.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Post, item.Put, item.Patch, item.Delete} {
+			if op == nil {
+				continue
+			}
+			if op.Security == nil {
+				op.Security = []map[string][]string{}
+			}
+			policy, _ := op.Metadata[policyKey].(string)
+			idempotent, _ := op.Metadata[idempotentKey].(bool)
+			for status, r := range op.Responses {
+				if r.Headers == nil {
+					r.Headers = map[string]*huma.Param{}
+				}
+				for name, hdr := range r.Headers {
+					if _, shared := oapi.Components.Headers[name]; shared {
+						r.Headers[name] = ref(name)
+					} else if hdr.Description == "" && hdr.Schema != nil {
+						// Huma puts a header field's doc on its schema, where
+						// readers and renderers look last.
+						hdr.Description, hdr.Schema.Description = hdr.Schema.Description, ""
+					}
+				}
+				if policy != "" && status != "401" {
+					r.Headers[headerRateLimit], r.Headers[headerRateLimitPolicy] = ref(headerRateLimit), ref(headerRateLimitPolicy)
+				}
+				switch status {
+				case "429", "503":
+					r.Headers[headerRetryAfter] = ref(headerRetryAfter)
+				case "409":
+					if idempotent { // idempotency_key_in_use: wait for the first request
+						r.Headers[headerRetryAfter] = ref(headerRetryAfter)
+					}
+				case "202":
+					if idempotent {
+						r.Headers[headerReplayed] = ref(headerReplayed)
+					}
+				}
+				if len(r.Headers) == 0 {
+					r.Headers = nil
+				}
+			}
 		}
 	}
 }

@@ -336,11 +336,7 @@ func (w *Webhooks) event(j jobs.Job) (string, ImportEventData) {
 	if j.Status != jobs.StatusSucceeded {
 		// A cancelled job says so in status; a failed one carries its problem.
 		if j.Status == jobs.StatusFailed {
-			code, detail := problems.InternalError, "The import job failed."
-			if j.Failure != nil {
-				code, detail = j.Failure.Code, j.Failure.Detail
-			}
-			d.Error = w.cfg.Catalog.New(code, detail).WithJob(j.ID).WithInstance(statusURL(j.ID))
+			d.Error = jobProblem(w.cfg.Catalog, j, "The import job failed.")
 		}
 		return imports.EventFailed, d
 	}
@@ -482,14 +478,17 @@ func (h *handlers) registerWebhooks(api huma.API) {
 		DefaultStatus: http.StatusAccepted,
 		Description: "Sends the import's webhook again: the same message, with the same `webhook-id` (so a receiver that already handled it can drop it), " +
 			"signed afresh with the current secrets and a new timestamp. One attempt, no automatic retries. A URL disabled by a 410 Gone is re-enabled by this request. " +
-			"Answers **202 Accepted** with the delivery log in `Location`; the attempt appears there within a moment.",
-		Security: []map[string][]string{{bearerScheme: {}}},
-		Metadata: map[string]any{policyKey: PolicyStart},
+			"Answers **202 Accepted** with the delivery log in `Location`; the attempt appears there within a moment. " +
+			"It queues one attempt, not a job (`x-async-job: false`): there is no status monitor to poll, the delivery log is where its outcome shows.",
+		Security:   []map[string][]string{{bearerScheme: {}}},
+		Metadata:   map[string]any{policyKey: PolicyStart, idempotentKey: true},
+		Parameters: []*huma.Param{idempotencyParam(fmt.Sprintf("%g hours", h.IdempotencyTTL.Hours()))},
+		Extensions: map[string]any{"x-async-job": false},
 	}
 	h.documentProblems(api, &re, problems.Unauthorized, problems.NotFound, problems.JobExpired, problems.WebhookNotSent,
-		problems.WebhookDeliveryPending, problems.RateLimited, problems.QueueFull, problems.ValidationFailed)
+		problems.WebhookDeliveryPending, problems.RateLimited, problems.QueueFull, problems.ValidationFailed,
+		problems.IdempotencyKeyInvalid, problems.IdempotencyKeyInUse, problems.IdempotencyKeyReused)
 	huma.Register(api, re, h.redeliver)
-	fixRetryAfter(registered(api, http.MethodPost, re.Path), "202", "Seconds to wait before reading the delivery log.")
 	if r := registered(api, http.MethodPost, re.Path).Responses["202"]; r != nil && r.Content["application/json"] != nil {
 		id := resourceIDFor(exampleJobID, importPrefix)
 		at := exampleStart.Add(4 * time.Second)
@@ -616,7 +615,7 @@ func (h *handlers) redeliver(ctx context.Context, in *ImportIDParam) (*Redeliver
 		if input.CallbackURL == "" {
 			why = "it has no callback_url"
 		}
-		return nil, h.Catalog.New(problems.WebhookNotSent, "Import "+in.ID+" has no webhook to redeliver: "+why+".").WithJob(j.ID).WithInstance(instance)
+		return nil, h.problemFor(ctx, notSentError{importID: in.ID, jobID: j.ID, why: why}, instance)
 	}
 	w.reenable(m.owner, m.url)
 	ep, err := w.endpoint(m.owner, m.url)
@@ -625,10 +624,7 @@ func (h *handlers) redeliver(ctx context.Context, in *ImportIDParam) (*Redeliver
 	}
 	switch {
 	case errors.Is(err, webhooks.ErrAlreadyPending):
-		return nil, h.Catalog.New(problems.WebhookDeliveryPending, "Message "+m.msg.ID+" is still being delivered (an attempt is under way or a retry is scheduled); "+
-			"watch "+instance+" and redeliver once its outcome is final.").WithJob(j.ID).WithInstance(instance)
-	case errors.Is(err, webhooks.ErrQueueFull), errors.Is(err, webhooks.ErrClosed):
-		return nil, h.Catalog.New(problems.QueueFull, "The webhook queue is full, so nothing was sent. Retry in 5 s.").WithHeader("Retry-After", "5").WithInstance(instance)
+		return nil, h.problemFor(ctx, pendingError{jobID: j.ID, messageID: m.msg.ID}, instance)
 	case err != nil:
 		return nil, h.problemFor(ctx, err, instance)
 	}

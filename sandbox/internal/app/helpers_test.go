@@ -163,6 +163,12 @@ func (ts *testSandbox) do(t testing.TB, method, path, key string, body any, head
 		t.Fatal(err)
 	}
 	r := response{res, raw}
+	checkSpec(t, req, res, raw)
+	// fetch joins repeated fields: two Retry-After lines read as "1, 1",
+	// which no client can parse.
+	if ra := res.Header.Values("Retry-After"); len(ra) > 1 || len(ra) == 1 && strings.Contains(ra[0], ",") {
+		t.Errorf("%s %s answered %d with Retry-After %q: one delay-seconds value, once", method, path, res.StatusCode, ra)
+	}
 	if res.StatusCode >= 400 {
 		ts.checkProblem(t, r)
 	}

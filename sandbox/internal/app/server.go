@@ -122,6 +122,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 
 	mux := http.NewServeMux()
 	s.api = humago.New(mux, api.Config("Accepted sandbox", Version))
+	describe(s.api.OpenAPI(), cfg, publicURL(cfg))
 	api.Register(s.api, api.Deps{
 		Engine: engine, Keys: keys.NewRegistry(cfg.MaxKeys, d.Clock.Now), Catalog: s.catalog,
 		Clock: d.Clock, Logger: d.Logger.With("component", "api"), Scale: cfg.TimeScale,
@@ -131,6 +132,29 @@ func New(cfg Config, d Deps) (*Server, error) {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	s.handler = s.routes(mux, d.Site)
 	return s, nil
+}
+
+// localURL is where `make run` serves the sandbox, named in the spec's
+// servers so that a reader of any copy knows how to run one of their own.
+const localURL = "http://localhost:8080"
+
+// describe fills in what the spec says about the API as a whole: who
+// publishes it under which license, and the servers it is reached at. The
+// first server is where this sandbox answers (-public-url, or the address
+// it listens on, which is where the spec is served from); a published
+// sandbox also names a local one.
+func describe(oapi *huma.OpenAPI, cfg Config, self string) {
+	oapi.Info.Contact = &huma.Contact{Name: "Accepted", URL: strings.TrimRight(cfg.DocsBase, "/") + "/"}
+	// A URL rather than an SPDX identifier: OpenAPI 3.0, which the
+	// downgraded copy is, has no identifier field.
+	oapi.Info.License = &huma.License{Name: "MIT", URL: "https://opensource.org/license/mit"}
+	local := &huma.Server{URL: self, Description: "A sandbox on your own machine (make run serves one here)"}
+	if cfg.PublicURL == "" {
+		oapi.Servers = []*huma.Server{local}
+		return
+	}
+	local.URL = localURL
+	oapi.Servers = []*huma.Server{{URL: strings.TrimRight(cfg.PublicURL, "/"), Description: "This sandbox"}, local}
 }
 
 // API is the Huma API, for the spec and for tests.
@@ -208,14 +232,7 @@ func (s *Server) notRouted(w http.ResponseWriter, r *http.Request, mux *http.Ser
 			allow = append(allow, m)
 		}
 	}
-	var p *problems.Problem
-	if len(allow) > 0 {
-		p = s.catalog.New(problems.MethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s.", r.Method, r.URL.Path, strings.Join(allow, " or ")))
-		p.WithHeader("Allow", strings.Join(allow, ", "))
-	} else {
-		p = s.catalog.New(problems.NotFound, "No API operation at "+r.URL.Path+". The reference lists them all; the spec is at /openapi.json.")
-	}
-	p.WithInstance(r.URL.Path)
+	p := api.ProblemFor(s.catalog, api.RouteError{Method: r.Method, Path: r.URL.Path, Allow: allow}, r.URL.Path)
 	for k, vs := range p.GetHeaders() {
 		w.Header()[k] = vs
 	}
@@ -259,9 +276,11 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	if s.cfg.PublicURL == "" {
 		// -addr may name port 0 or a host name: the listener knows the
 		// address clients (and the inbox URLs) must use.
-		if err := s.hooks.api.SetPublicURL(listenURL(s.cfg.Addr, ln.Addr().String())); err != nil {
+		u := listenURL(s.cfg.Addr, ln.Addr().String())
+		if err := s.hooks.api.SetPublicURL(u); err != nil {
 			return err
 		}
+		describe(s.api.OpenAPI(), s.cfg, u)
 	}
 	s.Start(bg)
 	srv := &http.Server{

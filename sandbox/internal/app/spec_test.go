@@ -104,3 +104,40 @@ func TestSpecRequestExamplesAreAccepted(t *testing.T) {
 		t.Fatal("no request examples in the spec")
 	}
 }
+
+// TestSpecDeclaresLimitsWhereTheyApply: an operation documents 429 exactly
+// when a rate-limit policy applies to it, and then every answer the limiter
+// sees declares RateLimit and RateLimit-Policy; every 429 and 503 declares
+// Retry-After; and every header reference resolves.
+func TestSpecDeclaresLimitsWhereTheyApply(t *testing.T) {
+	ts := newSandbox(t, nil)
+	spec := ts.s.API().OpenAPI()
+	for path, item := range spec.Paths {
+		for method, op := range map[string]*huma.Operation{"GET": item.Get, "POST": item.Post, "PUT": item.Put, "DELETE": item.Delete} {
+			if op == nil {
+				continue
+			}
+			name := method + " " + path
+			policy, _ := op.Metadata["ratelimit"].(string)
+			if _, has := op.Responses["429"]; has != (policy != "") {
+				t.Errorf("%s: documents 429 = %v, but its rate-limit policy is %q", name, has, policy)
+			}
+			if op.Security == nil {
+				t.Errorf("%s: no security requirement; an operation that needs no key says security: []", name)
+			}
+			for status, r := range op.Responses {
+				for hname, h := range r.Headers {
+					if ref, ok := strings.CutPrefix(h.Ref, "#/components/headers/"); h.Ref != "" && (!ok || spec.Components.Headers[ref] == nil) {
+						t.Errorf("%s %s: header %s refers to %q, which is not in components/headers", name, status, hname, h.Ref)
+					}
+				}
+				if policy != "" && status != "401" && (r.Headers["RateLimit"] == nil || r.Headers["RateLimit-Policy"] == nil) {
+					t.Errorf("%s %s: rate limited, but RateLimit and RateLimit-Policy are not declared", name, status)
+				}
+				if (status == "429" || status == "503") && r.Headers["Retry-After"] == nil {
+					t.Errorf("%s %s: Retry-After not declared", name, status)
+				}
+			}
+		}
+	}
+}

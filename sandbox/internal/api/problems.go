@@ -1,0 +1,303 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/accepted-dev/accepted/sandbox/internal/idempotency"
+	"github.com/accepted-dev/accepted/sandbox/internal/inbox"
+	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
+	"github.com/accepted-dev/accepted/sandbox/internal/keys"
+	"github.com/accepted-dev/accepted/sandbox/internal/problems"
+	"github.com/accepted-dev/accepted/sandbox/internal/ratelimit"
+	"github.com/accepted-dev/accepted/sandbox/internal/safedial"
+	"github.com/accepted-dev/accepted/sandbox/internal/sse"
+	"github.com/accepted-dev/accepted/sandbox/internal/webhooks"
+)
+
+// This file is the one place where errors become RFC 9457 problems.
+// Handlers and middleware return domain errors (the sentinels of jobs,
+// idempotency, inbox, keys and webhooks, or the request errors below) and
+// problemFor picks the catalog entry, the words and the headers. Huma's own
+// errors come through problemFromHuma, and a job's stored failure through
+// jobProblem. A test checks that nothing else in the package calls
+// Catalog.New.
+
+// Request errors: why a request could not be served, with what the answer
+// needs to say.
+type (
+	// unauthorizedError: no usable API key.
+	unauthorizedError struct{ reason string }
+	// rateLimitedError: a rate-limit policy refused the request. The
+	// limiter's headers (RateLimit, RateLimit-Policy, Retry-After) are
+	// already on the response, so the problem adds none of its own.
+	rateLimitedError struct {
+		byKey  bool // per API key, or per client address
+		policy ratelimit.Policy
+		wait   time.Duration
+	}
+	// streamLimitError: the key holds as many event streams as it may.
+	streamLimitError struct{ alternative string }
+	// notReadyError: a result was asked for before its job succeeded.
+	notReadyError struct{ job jobs.Job }
+	// notSentError: an import has no webhook to redeliver.
+	notSentError struct{ importID, jobID, why string }
+	// pendingError: an import's webhook is still being delivered.
+	pendingError struct{ jobID, messageID string }
+	// callbackError: a callback URL that cannot be used.
+	callbackError struct{ err error }
+	// bodyError: the body could not be read, or is larger than allowed.
+	bodyError struct {
+		err      error
+		tooLarge bool
+	}
+	// simulatedFailure: an inbox told to answer a delivery with status.
+	simulatedFailure struct{ status, retryAfter int }
+	// RouteError: no operation at this path (Allow empty) or not for this
+	// method (Allow lists the methods that are).
+	RouteError struct {
+		Method, Path string
+		Allow        []string
+	}
+)
+
+func (e unauthorizedError) Error() string { return "unauthorized: " + e.reason }
+func (e rateLimitedError) Error() string  { return "rate limited by policy " + e.policy.Name }
+func (e streamLimitError) Error() string  { return "too many event streams" }
+func (e notReadyError) Error() string     { return "result of " + e.job.ID + " not ready" }
+func (e notSentError) Error() string      { return "no webhook sent for " + e.importID }
+func (e pendingError) Error() string      { return "webhook " + e.messageID + " still pending" }
+func (e callbackError) Error() string     { return "callback URL refused: " + e.err.Error() }
+func (e callbackError) Unwrap() error     { return e.err }
+func (e bodyError) Error() string         { return "request body: " + e.err.Error() }
+func (e bodyError) Unwrap() error         { return e.err }
+func (e simulatedFailure) Error() string  { return "inbox told to answer " + strconv.Itoa(e.status) }
+func (e RouteError) Error() string        { return "no route for " + e.Method + " " + e.Path }
+
+// problemFor maps err to its problem about instance (the request path).
+// Errors it does not know become internal_error and are logged.
+func (h *handlers) problemFor(ctx context.Context, err error, instance string) *problems.Problem {
+	p := ProblemFor(h.Catalog, err, instance)
+	if p != nil {
+		return p
+	}
+	c := h.Catalog
+	var (
+		rl  rateLimitedError
+		nr  notReadyError
+		ns  notSentError
+		pe  pendingError
+		ce  callbackError
+		sf  simulatedFailure
+		ua  unauthorizedError
+		sl  streamLimitError
+		be  bodyError
+		ret = func(p *problems.Problem) *problems.Problem { return p.WithInstance(instance) }
+	)
+	switch {
+	case errors.As(err, &ua):
+		return ret(c.New(problems.Unauthorized, ua.reason).WithHeader("WWW-Authenticate", `Bearer realm="accepted-sandbox"`))
+	case errors.As(err, &rl):
+		who := "client address"
+		if rl.byKey {
+			who = "API key"
+		}
+		return ret(c.New(problems.RateLimited, fmt.Sprintf("This %s allows %d requests per %d s under policy %q; retry in %d s.",
+			who, rl.policy.Burst, rl.policy.Window(), rl.policy.Name, seconds(rl.wait))))
+	case errors.As(err, &sl):
+		return ret(c.New(problems.RateLimited, "This API key has as many event streams open as the sandbox allows (5 unless its operator changed -max-streams). Close one, or "+sl.alternative+" instead.").
+			WithHeader("Retry-After", "5"))
+	case errors.As(err, &be):
+		if be.tooLarge {
+			return ret(c.New(problems.RequestTooLarge, "The request body is larger than this operation accepts."))
+		}
+		return ret(c.New(problems.MalformedRequest, "The request body could not be read: "+be.err.Error()))
+	case errors.As(err, &nr):
+		return ret(c.New(problems.ResultNotReady, "The job "+nr.job.ID+" is "+string(nr.job.Status)+", so there is no result here; poll "+statusURL(nr.job.ID)+".").
+			WithJob(nr.job.ID))
+	case errors.As(err, &ns):
+		return ret(c.New(problems.WebhookNotSent, "Import "+ns.importID+" has no webhook to redeliver: "+ns.why+".").WithJob(ns.jobID))
+	case errors.As(err, &pe):
+		return ret(c.New(problems.WebhookDeliveryPending, "Message "+pe.messageID+" is still being delivered (an attempt is under way or a retry is scheduled); "+
+			"watch "+instance+" and redeliver once its outcome is final.").WithJob(pe.jobID))
+	case errors.As(err, &ce):
+		code := problems.ValidationFailed
+		if errors.Is(ce.err, safedial.ErrBlockedAddress) {
+			code = problems.CallbackURLBlocked
+		}
+		p := c.New(code, "body.callback_url: "+ce.err.Error())
+		p.Errors = []*problems.FieldError{{Location: "body.callback_url", Message: ce.err.Error()}}
+		return ret(p)
+	case errors.As(err, &sf):
+		p := c.New(problems.InboxSimulatedFailure, "This inbox was told (PUT "+instance+"/behaviour) to answer "+
+			strconv.Itoa(sf.status)+" "+http.StatusText(sf.status)+"; the delivery was stored anyway.")
+		p.Status = sf.status
+		if sf.retryAfter > 0 {
+			p.WithHeader("Retry-After", strconv.Itoa(sf.retryAfter))
+		}
+		return ret(p)
+	case errors.Is(err, jobs.ErrGone):
+		return ret(c.New(problems.JobExpired, fmt.Sprintf("This job finished more than %s ago, so it was deleted. Start a new one.", h.Retention)))
+	case errors.Is(err, jobs.ErrQueueFull):
+		wait := seconds(h.Engine.QueueRetryAfter())
+		return ret(c.New(problems.QueueFull, fmt.Sprintf("The work queue is full, so nothing was created. Retry in %d s.", wait)).
+			WithHeader("Retry-After", strconv.Itoa(wait)))
+	case errors.Is(err, jobs.ErrOwnerBusy):
+		wait := seconds(h.Engine.QueueRetryAfter())
+		return ret(c.New(problems.TooManyJobs, fmt.Sprintf("This API key has as many unfinished jobs as one key may; nothing was created. Retry in %d s, or cancel jobs you no longer need.", wait)).
+			WithHeader("Retry-After", strconv.Itoa(wait)))
+	}
+	h.Logger.ErrorContext(ctx, "unexpected error", "instance", instance, "err", err)
+	return ret(c.New(problems.InternalError, "The sandbox hit an unexpected error; nothing you sent was wrong."))
+}
+
+// ProblemFor maps the errors whose problem needs nothing but the catalog,
+// and answers nil for any other error. The app uses it for requests that
+// reach no operation (RouteError).
+func ProblemFor(c *problems.Catalog, err error, instance string) *problems.Problem {
+	var (
+		p  *problems.Problem
+		re RouteError
+	)
+	ret := func(p *problems.Problem) *problems.Problem { return p.WithInstance(instance) }
+	switch {
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &re) && len(re.Allow) > 0:
+		return ret(c.New(problems.MethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s.", re.Method, re.Path, strings.Join(re.Allow, " or "))).
+			WithHeader("Allow", strings.Join(re.Allow, ", ")))
+	case errors.As(err, &re):
+		return ret(c.New(problems.NotFound, "No API operation at "+re.Path+". The reference lists them all; the spec is at /openapi.json."))
+	case errors.Is(err, inbox.ErrNotFound):
+		return ret(c.New(problems.NotFound, "No inbox at "+instance+": it never existed, it was dropped (each API key keeps its 20 newest), or it belongs to another API key."))
+	case errors.Is(err, jobs.ErrNotFound):
+		return ret(c.New(problems.NotFound, "Nothing exists at "+instance+" for this API key. Jobs and results are visible only to the key that started them."))
+	case errors.Is(err, jobs.ErrFinished):
+		return ret(c.New(problems.JobAlreadyFinished, "The job already reached a terminal state, which never changes; GET its status URL for the outcome."))
+	case errors.Is(err, jobs.ErrClosed):
+		return ret(c.New(problems.ShuttingDown, "The sandbox is shutting down and accepts no new jobs; nothing was created. Retry in 30 s.").
+			WithHeader("Retry-After", "30"))
+	case errors.Is(err, sse.ErrBadLastEventID):
+		return ret(c.New(problems.MalformedRequest, err.Error()))
+	case errors.Is(err, idempotency.ErrKeyInvalid):
+		return ret(c.New(problems.IdempotencyKeyInvalid, err.Error()))
+	case errors.Is(err, idempotency.ErrInFlight):
+		return ret(c.New(problems.IdempotencyKeyInUse, "A request with this Idempotency-Key is still being handled. Wait for its answer, then retry with the same key to get it again.").
+			WithHeader("Retry-After", "1"))
+	case errors.Is(err, idempotency.ErrMismatch):
+		return ret(c.New(problems.IdempotencyKeyReused, "This Idempotency-Key was already used with a different request body or URL. Use a new key for a new request."))
+	case errors.Is(err, idempotency.ErrOwnerFull):
+		return ret(c.New(problems.RateLimited, "This API key holds as many Idempotency-Keys as it may; they expire after 24 h.").WithHeader("Retry-After", "60"))
+	case errors.Is(err, idempotency.ErrStoreFull):
+		return ret(c.New(problems.QueueFull, "The sandbox cannot remember more Idempotency-Keys right now.").WithHeader("Retry-After", "60"))
+	case errors.Is(err, keys.ErrFull):
+		return ret(c.New(problems.QueueFull, "The sandbox holds as many keys as it is allowed to; try again later.").WithHeader("Retry-After", "60"))
+	case errors.Is(err, webhooks.ErrQueueFull), errors.Is(err, webhooks.ErrClosed):
+		return ret(c.New(problems.QueueFull, "The webhook queue is full, so nothing was sent. Retry in 5 s.").WithHeader("Retry-After", "5"))
+	}
+	return nil
+}
+
+// jobProblem is the `error` of a failed job: its stored failure as a
+// catalog problem.
+func jobProblem(c *problems.Catalog, j jobs.Job, fallback string) *problems.Problem {
+	code, detail := problems.InternalError, fallback
+	if j.Failure != nil {
+		code, detail = j.Failure.Code, j.Failure.Detail
+	}
+	return c.New(code, detail).WithJob(j.ID).WithInstance(statusURL(j.ID))
+}
+
+// writeProblem writes p outside a handler (in middleware).
+func writeProblem(api huma.API, ctx huma.Context, p *problems.Problem) {
+	for k, vs := range p.GetHeaders() {
+		for _, v := range vs {
+			ctx.AppendHeader(k, v)
+		}
+	}
+	ctx.SetHeader("Content-Type", "application/problem+json")
+	ctx.SetStatus(p.Status)
+	// The status line is out: a client that stopped reading is all that
+	// can make this fail, and there is nobody left to tell.
+	_ = api.Marshal(ctx.BodyWriter(), "application/json", p)
+}
+
+// problemFromHuma turns the errors Huma raises itself into catalog problems.
+func problemFromHuma(c *problems.Catalog, status int, msg string, errs []error) *problems.Problem {
+	code := problems.InternalError
+	switch status {
+	case http.StatusBadRequest:
+		code = problems.MalformedRequest
+	case http.StatusUnauthorized:
+		code = problems.Unauthorized
+	case http.StatusNotFound:
+		code = problems.NotFound
+	case http.StatusMethodNotAllowed:
+		code = problems.MethodNotAllowed
+	case http.StatusRequestEntityTooLarge:
+		code = problems.RequestTooLarge
+	case http.StatusUnsupportedMediaType:
+		code = problems.UnsupportedMediaType
+	case http.StatusUnprocessableEntity:
+		code = problems.ValidationFailed
+	case http.StatusTooManyRequests:
+		code = problems.RateLimited
+	}
+	p := c.New(code, msg)
+	if status != 0 && code == problems.InternalError && status != http.StatusInternalServerError {
+		p.Detail = msg
+	}
+	for _, err := range errs {
+		var d huma.ErrorDetailer
+		if errors.As(err, &d) {
+			ed := d.ErrorDetail()
+			fe := &problems.FieldError{Location: ed.Location, Message: ed.Message}
+			if s, ok := ed.Value.(string); ok && len(s) > 200 {
+				fe.Value = s[:200] + "…"
+			} else {
+				fe.Value = ed.Value
+			}
+			p.Errors = append(p.Errors, fe)
+			continue
+		}
+		if err != nil {
+			p.Errors = append(p.Errors, &problems.FieldError{Message: err.Error()})
+		}
+	}
+	if code == problems.MalformedRequest || code == problems.UnsupportedMediaType {
+		// Huma runs our cross-field checks even when the body did not parse;
+		// their complaints about empty fields would only hide the real cause.
+		var parse []*problems.FieldError
+		for _, fe := range p.Errors {
+			if fe.Location == "body" {
+				parse = append(parse, fe)
+			}
+		}
+		if len(parse) > 0 {
+			p.Errors = parse
+		}
+	}
+	if code == problems.UnsupportedMediaType {
+		p.Detail = "Send the body as JSON with the header Content-Type: application/json (with curl: -H 'Content-Type: application/json')."
+	} else if len(p.Errors) == 1 && p.Errors[0].Location != "" {
+		p.Detail = fmt.Sprintf("%s: %s", p.Errors[0].Location, p.Errors[0].Message)
+	} else if len(p.Errors) > 1 {
+		p.Detail = fmt.Sprintf("%d problems with the request; see errors.", len(p.Errors))
+	}
+	return p
+}
+
+// seconds rounds d up to whole seconds, at least 1: the delay-seconds form
+// of Retry-After (RFC 9110 §10.2.3).
+func seconds(d time.Duration) int {
+	s := int(math.Ceil(d.Seconds()))
+	return max(s, 1)
+}
