@@ -102,7 +102,22 @@ fuzz-short: ## Every fuzz target for a count of inputs (FUZZTIME_TEST, FUZZTIME_
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST) FUZZ_TARGETS="$(filter-out $(SLOW_FUZZ),$(FUZZ_TARGETS))"
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST_RENDER) FUZZ_TARGETS="$(SLOW_FUZZ)"
 
-lint-spec: ## Lint the generated specs with Spectral's oas ruleset (.spectral.yaml); installs tools/spectral on first use
-	@[ -x tools/spectral/node_modules/.bin/spectral ] || { command -v npm >/dev/null || { echo "lint-spec needs npm (Node.js) to install the pinned Spectral CLI: install Node.js, or run .ci/run on Debian"; exit 1; }; \
-	  npm ci --prefix tools/spectral --no-audit --no-fund --ignore-scripts; }
-	tools/spectral/node_modules/.bin/spectral lint --ruleset .spectral.yaml --fail-severity warn generated/openapi.json generated/openapi.yaml generated/openapi-3.0.json
+# The Node.js tools are pinned in tools/<name>/package-lock.json and installed with
+# npm ci on first use, and again whenever that lock file changes (the stamp is then older).
+tools/%/node_modules/.installed: tools/%/package-lock.json
+	@command -v npm >/dev/null || { echo "lint-spec needs npm (Node.js) to install the pinned $* CLI: install Node.js, or run .ci/run on Debian"; exit 1; }
+	npm ci --prefix tools/$* --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+SPECS := generated/openapi.json generated/openapi.yaml generated/openapi-3.0.json
+
+lint-spec: tools/spectral/node_modules/.installed tools/redocly/node_modules/.installed ## Lint the generated specs with Spectral (oas + rulesets/async-api.yaml, see .spectral.yaml) and Redocly (redocly.yaml), and test the async ruleset; installs tools/spectral and tools/redocly on first use
+	@# All three run even when one fails, so one run shows everything to fix.
+	@status=0; \
+	echo "spectral lint --ruleset .spectral.yaml $(SPECS)"; \
+	tools/spectral/node_modules/.bin/spectral lint --ruleset .spectral.yaml --fail-severity warn $(SPECS) || status=1; \
+	echo "node --test rulesets/*.test.mjs"; \
+	node --test --test-reporter=spec rulesets/*.test.mjs || status=1; \
+	echo "redocly lint $(SPECS)"; \
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true tools/redocly/node_modules/.bin/redocly lint --format stylish $(SPECS) || status=1; \
+	exit $$status

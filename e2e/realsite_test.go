@@ -74,7 +74,7 @@ func TestRealSite(t *testing.T) {
 	e := mustEnv(t)
 	site := filepath.Join(t.TempDir(), "site")
 	cmd := exec.Command(e.siteBin, "build", "-out", site, "-content", filepath.Join("..", "content"),
-		"-examples", filepath.Join("..", "examples"), "-generated", e.generated)
+		"-examples", filepath.Join("..", "examples"), "-rulesets", filepath.Join("..", "rulesets"), "-generated", e.generated)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("site build: %v\n%s", err, out)
 	}

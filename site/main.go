@@ -41,7 +41,7 @@ func main() {
 const usage = `usage: go run ./site <command> [flags]
 
 commands:
-  build   build the static site from content/, generated/ and examples/
+  build   build the static site from content/, generated/, examples/ and rulesets/
   serve   serve a built site with the production headers (CSP), for previews
 
 Run "go run ./site <command> -h" for a command's flags.
@@ -72,6 +72,7 @@ func runBuild(ctx context.Context, args []string, stderr io.Writer, log *slog.Lo
 	contentDir := fl.String("content", "content", "directory of Markdown pages with YAML front matter")
 	generated := fl.String("generated", "generated", "directory holding openapi.json and errors.json")
 	examples := fl.String("examples", "examples", `directory that include="examples/…" paths in the Markdown refer to`)
+	rulesets := fl.String("rulesets", "rulesets", "directory published verbatim under rulesets/ (the Spectral ruleset and its functions)")
 	baseURL := fl.String("base-url", "/", "URL path the site is served under")
 	siteURL := fl.String("site-url", "http://localhost:8080", "scheme and host of the published site, for sitemap.xml and robots.txt")
 	sandboxURL := fl.String("sandbox-url", "", `sandbox origin for try-it, written to <meta name="accepted-sandbox">; empty means the site's own origin`)
@@ -87,6 +88,7 @@ func runBuild(ctx context.Context, args []string, stderr io.Writer, log *slog.Lo
 		Content:    os.DirFS(*contentDir),
 		Generated:  os.DirFS(*generated),
 		Examples:   os.DirFS(*examples),
+		Rulesets:   os.DirFS(*rulesets),
 		BaseURL:    *baseURL,
 		SiteURL:    *siteURL,
 		SandboxURL: *sandboxURL,

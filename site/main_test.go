@@ -12,7 +12,7 @@ import (
 
 func TestHelpListsEveryFlag(t *testing.T) {
 	for cmd, flags := range map[string][]string{
-		"build": {"-out", "-content", "-generated", "-examples", "-base-url", "-site-url", "-sandbox-url"},
+		"build": {"-out", "-content", "-generated", "-examples", "-rulesets", "-base-url", "-site-url", "-sandbox-url"},
 		"serve": {"-addr", "-dir"},
 	} {
 		var out bytes.Buffer
@@ -28,12 +28,22 @@ func TestHelpListsEveryFlag(t *testing.T) {
 func TestBuildCommand(t *testing.T) {
 	td := filepath.Join("internal", "build", "testdata", "site")
 	out := filepath.Join(t.TempDir(), "site")
+	rulesets := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(rulesets, "functions"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rulesets, "functions", "f.js"), []byte("export default () => [];\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	err := run(context.Background(), []string{"build", "-out", out,
 		"-content", filepath.Join(td, "content"), "-generated", filepath.Join(td, "generated"),
-		"-examples", filepath.Join(td, "examples"), "-sandbox-url", "http://127.0.0.1:9999"},
+		"-examples", filepath.Join(td, "examples"), "-rulesets", rulesets, "-sandbox-url", "http://127.0.0.1:9999"},
 		os.Stderr, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "rulesets", "functions", "f.js")); err != nil {
+		t.Errorf("ruleset not published: %v", err)
 	}
 	page, err := os.ReadFile(filepath.Join(out, "guides", "poll", "index.html"))
 	if err != nil {

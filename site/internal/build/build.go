@@ -1,8 +1,8 @@
 // Package build turns the site's inputs into a complete static site: Markdown
 // pages from content/, the API reference and error catalog from generated/,
-// code from examples/. Inputs are fs.FS values and the output is an in-memory
-// set of files (Site), written to disk by Site.Write, so tests and benchmarks
-// need no disk at all.
+// code from examples/, and the Spectral ruleset from rulesets/ as downloads.
+// Inputs are fs.FS values and the output is an in-memory set of files (Site),
+// written to disk by Site.Write, so tests and benchmarks need no disk at all.
 //
 // Every build ends with checks over its own output: each internal link and
 // #anchor resolves, the HTML is well formed, and no page breaks
@@ -42,6 +42,7 @@ type Config struct {
 	Content   fs.FS // Markdown pages with front matter
 	Generated fs.FS // openapi.json and errors.json
 	Examples  fs.FS // files that include= may name, as "examples/<path>"
+	Rulesets  fs.FS // copied verbatim under rulesets/ (the Spectral ruleset and its functions); nil means none
 	Assets    fs.FS // stylesheet, scripts and icon; nil means the embedded ones
 
 	BaseURL    string // URL path the site is served under; "" means "/"
@@ -172,7 +173,7 @@ func Build(ctx context.Context, cfg Config) (*Site, error) {
 	if err := b.assets(); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	steps := []func() error{b.contentPages, b.referencePages, b.errorsPage}
+	steps := []func() error{b.contentPages, b.referencePages, b.errorsPage, b.rulesetFiles}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return nil, fmt.Errorf("build: %w", err)

@@ -200,6 +200,41 @@ func TestBuildFailures(t *testing.T) {
 	}
 }
 
+// TestRulesetsPublished: Config.Rulesets is copied byte for byte under
+// rulesets/, so a ruleset's functions sit beside it as Spectral expects,
+// and a page's link to a download is checked like any other link.
+func TestRulesetsPublished(t *testing.T) {
+	rulesets := fstest.MapFS{
+		"async-api.yaml":             {Data: []byte("functions: [statusMonitor]\nrules: {}\n")},
+		"functions/statusMonitor.js": {Data: []byte("export default () => [];\n")},
+		"functions/lib/oas.js":       {Data: []byte("export const x = 1;\n")},
+	}
+	cfg := overlay(t, map[string]string{"guides/lint.md": "---\ntitle: Lint\n---\n\nGet [the ruleset](/rulesets/async-api.yaml).\n"})
+	cfg.Rulesets = rulesets
+	for _, base := range []string{"/", "/docs/"} {
+		cfg.BaseURL = base
+		s := mustBuild(t, cfg)
+		for name, f := range rulesets {
+			if got := s.Files["rulesets/"+name]; !bytes.Equal(got, f.Data) {
+				t.Errorf("base %s: rulesets/%s = %q, want %q", base, name, got, f.Data)
+			}
+		}
+		if page := string(s.Files["guides/lint/index.html"]); !strings.Contains(page, `href="`+base+`rulesets/async-api.yaml"`) {
+			t.Errorf("base %s: no link to the ruleset in the page", base)
+		}
+	}
+
+	cfg.BaseURL = "/"
+	cfg.Rulesets = nil
+	if _, err := Build(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "no such file rulesets/async-api.yaml") {
+		t.Errorf("a link to a ruleset that is not published: got %v", err)
+	}
+	cfg.Rulesets = os.DirFS(filepath.Join(t.TempDir(), "missing"))
+	if _, err := Build(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "no such file rulesets/async-api.yaml") {
+		t.Errorf("a rulesets folder that does not exist: got %v, want only the broken link reported", err)
+	}
+}
+
 func TestSafeModeInBuiltPage(t *testing.T) {
 	s := mustBuild(t, testConfig(t))
 	page := string(s.Files["guides/poll/index.html"])
@@ -351,6 +386,7 @@ func realConfig(t testing.TB) (Config, bool) {
 		Content:   os.DirFS(filepath.Join(root, "content")),
 		Generated: os.DirFS(filepath.Join(root, "generated")),
 		Examples:  os.DirFS(filepath.Join(root, "examples")),
+		Rulesets:  os.DirFS(filepath.Join(root, "rulesets")),
 	}, true
 }
 

@@ -16,6 +16,10 @@ import (
 // root is the module root, where content/, generated/ and examples/ live.
 var root = filepath.Join("..", "..", "..")
 
+// rulesets is the repository's rulesets/, which the guides link to as
+// downloads; no test changes it, so it is read in place.
+var rulesets = os.DirFS(filepath.Join(root, "rulesets"))
+
 // newRealInputs copies the repository's content/, generated/ and examples/
 // into memory, so a test can break a copy without touching the tree.
 func newRealInputs(t *testing.T) (content, generated, examples fstest.MapFS) {
@@ -51,7 +55,7 @@ func mustCopy(t *testing.T, dir string) fstest.MapFS {
 // missing include or a broken link) and runs every content check.
 func mustBuildAndCheck(t *testing.T, content, generated, examples fs.FS) []string {
 	t.Helper()
-	s, err := build.Build(context.Background(), build.Config{Content: content, Generated: generated, Examples: examples})
+	s, err := build.Build(context.Background(), build.Config{Content: content, Generated: generated, Examples: examples, Rulesets: rulesets})
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
@@ -204,7 +208,7 @@ func TestChecksCatchBrokenCopies(t *testing.T) {
 	t.Run("an include of a missing region fails the build", func(t *testing.T) {
 		c, g, e := newRealInputs(t)
 		c["guides/broken.md"] = &fstest.MapFile{Data: []byte("---\ntitle: Broken\ndescription: An include that does not resolve.\n---\n\n```go include=examples/go/poll/main.go#no-such-region\n```\n")}
-		_, err := build.Build(context.Background(), build.Config{Content: c, Generated: g, Examples: e})
+		_, err := build.Build(context.Background(), build.Config{Content: c, Generated: g, Examples: e, Rulesets: rulesets})
 		if err == nil || !strings.Contains(err.Error(), "guides/broken.md") {
 			t.Errorf("build error = %v, want one naming guides/broken.md", err)
 		}
