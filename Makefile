@@ -8,7 +8,7 @@ SITE_OUT ?= generated/site
 TESTFLAGS ?= $(if $(CI),-count=1,)
 BENCHTIME ?= 1s
 
-.PHONY: help run site site-serve site-golden site-weight generate templ test vet check-generated bench fmt clean
+.PHONY: help run site site-serve site-golden site-weight generate templ test vet lint check-generated bench fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,12 +34,16 @@ generate: templ ## Rewrite everything in generated/ (spec, error catalog) and th
 templ: ## Regenerate *_templ.go from *.templ
 	$(GO) tool templ generate -log-level error
 
-test: vet check-generated lint-spec ## Vet, check generated files, lint the spec, run every test with the race detector, fuzz each parser briefly
+test: vet lint check-generated lint-spec ## Vet and lint, check generated files, lint the spec, run every test with the race detector, fuzz each parser briefly
 	$(GO) test -race $(TESTFLAGS) ./...
 	@$(MAKE) --no-print-directory fuzz-short
 
 vet:
 	$(GO) vet ./...
+
+lint: ## staticcheck and golangci-lint (.golangci.yml), both pinned in go.mod
+	$(GO) tool staticcheck ./...
+	$(GO) tool golangci-lint run ./...
 
 check-generated: ## Fail when committed generated files differ from what the code emits
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \

@@ -149,7 +149,7 @@ func TestRealSite(t *testing.T) {
 	}
 
 	tb.open(t, base+"/guides/lifecycle/")
-	setScenario := fmt.Sprintf(`(() => { const s = document.querySelector("#p0 select"); s.value = "default"; s.dispatchEvent(new Event("change", {bubbles: true})); return s.value; })()`)
+	setScenario := `(() => { const s = document.querySelector("#p0 select"); s.value = "default"; s.dispatchEvent(new Event("change", {bubbles: true})); return s.value; })()`
 	if v := eval[string](t, tb, setScenario); v != "default" {
 		t.Fatalf("scenario picker holds %q", v)
 	}

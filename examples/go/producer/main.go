@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"math"
 	"net"
 	"net/http"
@@ -111,7 +112,9 @@ func run(ctx context.Context) error {
 		<-ctx.Done() // the signal also stops the work, through s.ctx
 		shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
 		defer done()
-		srv.Shutdown(shutdown)
+		if err := srv.Shutdown(shutdown); err != nil {
+			log.Printf("shutting down: %v", err)
+		}
 	}()
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -272,7 +275,9 @@ func (s *server) result(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(result)
+	if _, err := w.Write(result); err != nil {
+		log.Printf("writing the result: %v", err) // the client went away
+	}
 }
 
 // lookup finds the job named in the path for these credentials.
@@ -296,14 +301,18 @@ func (s *server) lookup(w http.ResponseWriter, r *http.Request) (*entry, bool) {
 func problem(w http.ResponseWriter, status int, code, title, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(Problem{Type: "https://example.com/errors#" + code, Title: title, Status: status, Code: code, Detail: detail})
+	if err := json.NewEncoder(w).Encode(Problem{Type: "https://example.com/errors#" + code, Title: title, Status: status, Code: code, Detail: detail}); err != nil {
+		log.Printf("writing a problem: %v", err)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store") // a status changes: never cache it
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		log.Printf("writing a response: %v", err)
+	}
 }
 
 func env(name, def string) string {

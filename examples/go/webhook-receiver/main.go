@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -81,7 +82,10 @@ func run(ctx context.Context) error {
 		<-ctx.Done()
 		shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
 		defer done()
-		srv.Shutdown(shutdown) // lets deliveries being stored finish
+		// Lets deliveries being stored finish.
+		if err := srv.Shutdown(shutdown); err != nil {
+			log.Printf("shutting down: %v", err)
+		}
 	}()
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -21,9 +21,8 @@ const maxImportBody = 256 << 10
 
 // CreateImportInput starts an import.
 type CreateImportInput struct {
-	Body    ImportRequest
-	input   imports.Input
-	blocked error // a callback URL refused by the network policy
+	Body  ImportRequest
+	input imports.Input
 }
 
 // ImportRequest is the body of createImport.
@@ -238,8 +237,8 @@ func (h *handlers) importWebhookPathItem(api huma.API, ev string) *huma.PathItem
 		OperationID: id,
 		// The sandbox sends it; the receiver checks the signature, not a key.
 		Security: []map[string][]string{},
-		Summary:     summary,
-		Tags:        []string{"Webhooks"},
+		Summary:  summary,
+		Tags:     []string{"Webhooks"},
 		Description: "Sent to the import's `callback_url` once, when the import ends, following Standard Webhooks 1.0. The body is `{type, timestamp, data}` and always under 20 kB " +
 			"(the first 20 rejected rows are included; all of them are at `result_url`).\n\n" +
 			"**Verify before trusting it**: compute HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{raw body}` with the base64-decoded part of your secret after `whsec_` " +

@@ -141,7 +141,7 @@ func (h *handlers) problemFor(ctx context.Context, err error, instance string) *
 			strconv.Itoa(sf.status)+" "+http.StatusText(sf.status)+"; the delivery was stored anyway.")
 		p.Status = sf.status
 		if sf.retryAfter > 0 {
-			p.WithHeader("Retry-After", strconv.Itoa(sf.retryAfter))
+			p = p.WithHeader("Retry-After", strconv.Itoa(sf.retryAfter))
 		}
 		return ret(p)
 	case errors.Is(err, jobs.ErrGone):

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -232,7 +233,7 @@ func exStart(t *testing.T, dir string, env []string, argv ...string) *exProc {
 		t.Fatalf("%v: %v", argv, err)
 	}
 	go func() {
-		p.cmd.Wait()
+		_ = p.cmd.Wait() // an exit status other than 0 is an error too: the code says it
 		p.code = p.cmd.ProcessState.ExitCode()
 		close(p.exited)
 	}()
@@ -240,7 +241,9 @@ func exStart(t *testing.T, dir string, env []string, argv ...string) *exProc {
 		select {
 		case <-p.exited:
 		default:
-			p.cmd.Process.Kill()
+			if err := p.cmd.Process.Kill(); err != nil {
+				t.Logf("killing %v: %v", p.cmd.Args, err)
+			}
 			<-p.exited
 		}
 		if t.Failed() {
@@ -394,7 +397,9 @@ func (ex *exEnv) eventsResume(t *testing.T, lang string) func(*testing.T) {
 				if resumedFrom >= 0 {
 					t.Fatalf("reconnected twice:\n%s", out)
 				}
-				fmt.Sscan(m[1], &resumedFrom)
+				if resumedFrom, err = strconv.Atoi(m[1]); err != nil {
+					t.Fatalf("Last-Event-ID %q: %v", m[1], err)
+				}
 			}
 		}
 		if len(before) != 1 || resumedFrom != before[0] || len(after) == 0 || after[0] <= resumedFrom {
@@ -648,7 +653,9 @@ func (ex *exEnv) producer(t *testing.T) {
 	if done := req(http.MethodGet, loc, "a", ""); done.StatusCode != http.StatusSeeOther || !strings.HasPrefix(done.Header.Get("Location"), "/v1/reports/rpt_") {
 		t.Errorf("GET after the work: %d, Location %q; want 303 to the report", done.StatusCode, done.Header.Get("Location"))
 	}
-	srv.cmd.Process.Signal(os.Interrupt)
+	if err := srv.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatalf("SIGINT to the producer: %v", err)
+	}
 	if code := srv.wait(t); code != 0 {
 		t.Errorf("producer exit %d after SIGINT, want 0", code)
 	}

@@ -244,7 +244,9 @@ func TestStuckInFlightIsTakenOver(t *testing.T) {
 	s := NewMemory(Config{Clock: clk, InFlightTimeout: time.Minute})
 	ctx := context.Background()
 	fp := Fingerprint("POST", "/v1/reports", nil)
-	s.Begin(ctx, "o", "k", fp)
+	if _, err := s.Begin(ctx, "o", "k", fp); err != nil {
+		t.Fatal(err)
+	}
 	clk.Advance(59 * time.Second)
 	if _, err := s.Begin(ctx, "o", "k", fp); !errors.Is(err, ErrInFlight) {
 		t.Fatalf("before timeout: %v", err)
@@ -268,8 +270,11 @@ func TestMemoryBounds(t *testing.T) {
 	if _, err := s.Begin(ctx, "a", "3", fp); !errors.Is(err, ErrOwnerFull) {
 		t.Fatalf("4th key of one owner: %v", err)
 	}
-	s.Begin(ctx, "b", "0", fp)
-	s.Begin(ctx, "b", "1", fp)
+	for _, k := range []string{"0", "1"} {
+		if _, err := s.Begin(ctx, "b", k, fp); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := s.Begin(ctx, "c", "0", fp); !errors.Is(err, ErrStoreFull) {
 		t.Fatalf("6th key overall: %v", err)
 	}

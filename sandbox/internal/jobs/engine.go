@@ -78,10 +78,10 @@ const (
 // Causes attached to a running Work's context; they all match
 // context.Canceled so Work code needs only one check.
 var (
-	causeCanceled = fmt.Errorf("job canceled by its owner: %w", context.Canceled)
-	causeStalled  = fmt.Errorf("job failed by the dead-man's switch: %w", context.Canceled)
-	causeShutdown = fmt.Errorf("job engine shutting down: %w", context.Canceled)
-	errPanicked   = errors.New("work panicked")
+	errCanceledByOwner = fmt.Errorf("job canceled by its owner: %w", context.Canceled)
+	errStalled         = fmt.Errorf("job failed by the dead-man's switch: %w", context.Canceled)
+	errShutdown        = fmt.Errorf("job engine shutting down: %w", context.Canceled)
+	errPanicked        = errors.New("work panicked")
 )
 
 // Stats is a cheap snapshot for health checks and load shedding.
@@ -219,7 +219,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	stop := e.stop
 	e.mu.Unlock()
 	if stop != nil {
-		stop(causeShutdown)
+		stop(errShutdown)
 	}
 	var errs []error
 	if err := waitCtx(ctx, &e.wg); err != nil {
@@ -419,7 +419,7 @@ func (e *Engine) Cancel(ctx context.Context, owner, id string) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
-	e.cancelRunning(id, causeCanceled)
+	e.cancelRunning(id, errCanceledByOwner)
 	return j, nil
 }
 
@@ -554,9 +554,9 @@ func (e *Engine) finish(ctx context.Context, job Job, out []byte, werr, cause er
 	// Once the engine has stopped the Work, its answer no longer counts:
 	// the reason it was stopped decides the outcome.
 	switch {
-	case errors.Is(cause, causeCanceled):
+	case errors.Is(cause, errCanceledByOwner):
 		next, fail = StatusCanceled, &Failure{Code: CodeCanceled, Detail: "The job was canceled at its owner's request."}
-	case errors.Is(cause, causeStalled):
+	case errors.Is(cause, errStalled):
 		return // the watchdog already failed it
 	case cause != nil:
 		next, fail = StatusFailed, &Failure{Code: CodeInterrupted, Detail: "The job was interrupted: the server stopped before the job finished."}
@@ -728,7 +728,7 @@ func (e *Engine) failStalled(ctx context.Context, id string) {
 	switch {
 	case err == nil:
 		e.log.Warn("job stalled, failed by the watchdog", "job", id, "kind", j.Kind, "last_beat", j.LastBeat)
-		e.cancelRunning(id, causeStalled)
+		e.cancelRunning(id, errStalled)
 	case errors.Is(err, errNotStalled), errors.Is(err, ErrFinished):
 	default:
 		e.log.Error("watchdog: fail stalled job", "job", id, "err", err)

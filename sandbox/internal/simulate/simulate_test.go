@@ -262,12 +262,20 @@ func TestScenariosThroughTheEngine(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer stop()
-			var final jobs.Job
-			for final, err = e.Get(ctx, "key_a", j.ID); !final.Status.Terminal(); {
+			final, err := e.Get(ctx, "key_a", j.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.After(5 * time.Second)
+			for !final.Status.Terminal() {
 				select {
-				case final = <-updates:
-				case <-time.After(5 * time.Second):
-					t.Fatalf("job still %s", final.Status)
+				case u, ok := <-updates:
+					if !ok {
+						t.Fatalf("updates ended while the job was %s", final.Status)
+					}
+					final = u
+				case <-deadline:
+					t.Fatalf("job still %s after 5 s, want it %s", final.Status, tt.wantStatus)
 				}
 			}
 			if final.Status != tt.wantStatus || (tt.wantCode != "" && (final.Failure == nil || final.Failure.Code != tt.wantCode)) {

@@ -61,7 +61,9 @@ func newRawClient(t *testing.T, srv *httptest.Server, target string, hdr http.He
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := conn.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+target, nil)
 	req.Header.Set("Accept", "text/event-stream")
 	for k, vs := range hdr {
@@ -296,7 +298,9 @@ func TestConformance(t *testing.T) {
 		}
 		js.progress <- Event{ID: "4", Data: "done", Terminal: true}
 		c.event(t)
-		js.wait(t)
+		if err := js.wait(t); err != nil {
+			t.Fatalf("Stream after terminal: %v", err)
+		}
 		if !ft.stopped.Load() {
 			t.Fatal("ticker not stopped when the stream ended")
 		}

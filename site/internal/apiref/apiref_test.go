@@ -306,7 +306,7 @@ func TestAsyncFlavour(t *testing.T) {
 	if c := get.Responses[3].Content[0]; c.Type != "application/problem+json" || c.Schema.Ref != "ErrorModel" || !strings.Contains(c.Examples[0].Value, "job-expired") {
 		t.Errorf("410 = %+v", c)
 	}
-	var job *Schema = get.Responses[0].Content[0].Schema
+	job := get.Responses[0].Content[0].Schema
 	for _, p := range job.Properties {
 		switch p.Name {
 		case "result_url":

@@ -324,8 +324,12 @@ func pageWeights(t testing.TB, s *Site) (map[string]int, int) {
 	gz := func(b []byte) int {
 		var buf bytes.Buffer
 		w, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-		w.Write(b)
-		w.Close()
+		if _, err := w.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
 		return buf.Len()
 	}
 	asset := regexp.MustCompile(`(?:src|href)="/(assets/[^"]+\.(?:css|js))"`)

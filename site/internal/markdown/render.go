@@ -107,7 +107,9 @@ func (r *nodeRenderer) diagram(w util.BufWriter, _ []byte, node ast.Node, enteri
 	n := node.(*Diagram)
 	size, body, _ := strings.Cut(n.SVG, "\n")
 	var width, height int
-	fmt.Sscanf(size, "%d %d", &width, &height)
+	if _, err := fmt.Sscanf(size, "%d %d", &width, &height); err != nil {
+		return ast.WalkStop, fmt.Errorf("diagram %s: size line %q: %w", n.ID, size, err)
+	}
 	labels := n.ID + "_title"
 	if n.Desc != "" {
 		labels += " " + n.ID + "_desc"

@@ -6,6 +6,7 @@ import (
 	stdhtml "html"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/bep/goat"
@@ -335,8 +336,12 @@ func markStates(body string, states map[string]bool, needTwo bool) string {
 	var chars []ch
 	for _, m := range goatChar.FindAllStringSubmatchIndex(body, -1) {
 		var c ch
-		fmt.Sscan(body[m[2]:m[3]], &c.x)
-		fmt.Sscan(body[m[4]:m[5]], &c.y)
+		var errX, errY error
+		c.x, errX = strconv.Atoi(body[m[2]:m[3]])
+		c.y, errY = strconv.Atoi(body[m[4]:m[5]])
+		if errX != nil || errY != nil {
+			continue // digits too many for an int: not a place goat would draw
+		}
 		c.start, c.end, c.s = m[0], m[1], stdhtml.UnescapeString(body[m[8]:m[9]])
 		chars = append(chars, c)
 	}

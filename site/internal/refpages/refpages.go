@@ -213,9 +213,6 @@ func tryItID(op *apiref.Operation) string {
 	return op.Anchor
 }
 
-// joinEnum spells enum values for a reader.
-func joinEnum(vals []string) string { return strings.Join(vals, ", ") }
-
 func title(op *apiref.Operation) string { return op.Title() }
 
 // modelOf is the model a node links to: itself, or its items'.
