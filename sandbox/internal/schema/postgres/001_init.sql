@@ -1,0 +1,137 @@
+-- The sandbox's own tables (River's are migrated by rivermigrate).
+-- Times and durations are BIGINT nanoseconds (0: not set); flags are 0 or 1.
+
+-- One row per job the API accepted: what its owner reads on the status
+-- monitor. River runs the work; river_id names the River job.
+CREATE TABLE jobs (
+  id             TEXT PRIMARY KEY,
+  owner          TEXT NOT NULL,
+  kind           TEXT NOT NULL,
+  status         TEXT NOT NULL,
+  percent        INTEGER NOT NULL DEFAULT 0,
+  message        TEXT NOT NULL DEFAULT '',
+  input          BYTEA,
+  output         BYTEA,
+  failure_code   TEXT NOT NULL DEFAULT '',
+  failure_detail TEXT NOT NULL DEFAULT '',
+  created_at     BIGINT NOT NULL,
+  updated_at     BIGINT NOT NULL,
+  started_at     BIGINT NOT NULL DEFAULT 0,
+  finished_at    BIGINT NOT NULL DEFAULT 0,
+  expires_at     BIGINT NOT NULL DEFAULT 0,
+  expected       BIGINT NOT NULL DEFAULT 0,
+  last_beat      BIGINT NOT NULL DEFAULT 0,
+  version        BIGINT NOT NULL DEFAULT 1,
+  plan           BYTEA NOT NULL,
+  step           INTEGER NOT NULL DEFAULT 0,
+  next_at        BIGINT NOT NULL DEFAULT 0,
+  -- The River job that drives it, and whether one should: 0 once the job
+  -- is terminal, or silent (a stalled worker the dead-man's switch ends).
+  river_id       BIGINT NOT NULL DEFAULT 0,
+  driven         INTEGER NOT NULL DEFAULT 1,
+  -- 1 once expired: input and output are dropped, id, owner and kind stay
+  -- so the monitor can answer 410 Gone.
+  tombstone      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_processing ON jobs (last_beat) WHERE status = 'processing';
+CREATE INDEX jobs_unfinished ON jobs (status) WHERE status IN ('queued', 'processing');
+CREATE INDEX jobs_expiring ON jobs (expires_at) WHERE expires_at > 0;
+CREATE INDEX jobs_owner ON jobs (owner, created_at, id);
+
+-- Unfinished jobs per owner, the cap every replica enforces: an accepted
+-- job takes a slot with a guarded UPDATE, its end gives it back.
+CREATE TABLE job_owners (
+  owner      TEXT PRIMARY KEY,
+  unfinished INTEGER NOT NULL DEFAULT 0 CHECK (unfinished >= 0)
+);
+
+-- Idempotency-Key records. job_id is written in the same transaction as
+-- the job, so a record names its job or no job exists.
+CREATE TABLE idempotency (
+  owner       TEXT NOT NULL,
+  key         TEXT NOT NULL,
+  fingerprint BYTEA NOT NULL,
+  started_at  BIGINT NOT NULL,
+  expires_at  BIGINT NOT NULL,
+  job_id      TEXT NOT NULL DEFAULT '',
+  status      INTEGER NOT NULL DEFAULT 0,
+  header      BYTEA,
+  body        BYTEA,
+  PRIMARY KEY (owner, key)
+);
+CREATE INDEX idempotency_expiry ON idempotency (expires_at);
+
+-- API keys: only a digest of each.
+CREATE TABLE api_keys (
+  digest       BYTEA PRIMARY KEY,
+  id           TEXT NOT NULL UNIQUE,
+  created_at   BIGINT NOT NULL,
+  last_used_at BIGINT NOT NULL
+);
+
+-- Each API key's webhook signing secrets.
+CREATE TABLE webhook_secrets (
+  owner            TEXT PRIMARY KEY,
+  current          TEXT NOT NULL,
+  current_created  BIGINT NOT NULL,
+  previous         TEXT NOT NULL DEFAULT '',
+  previous_expires BIGINT NOT NULL DEFAULT 0
+);
+
+-- Built-in webhook inboxes and what they received.
+CREATE TABLE inboxes (
+  id                    TEXT PRIMARY KEY,
+  owner                 TEXT NOT NULL,
+  created_at            BIGINT NOT NULL,
+  received              INTEGER NOT NULL DEFAULT 0,
+  behaviour_status      INTEGER NOT NULL DEFAULT 0,
+  behaviour_remaining   INTEGER NOT NULL DEFAULT 0,
+  behaviour_retry_after INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX inboxes_owner ON inboxes (owner, created_at);
+CREATE INDEX inboxes_age ON inboxes (created_at);
+
+CREATE TABLE inbox_deliveries (
+  id          TEXT PRIMARY KEY,
+  inbox_id    TEXT NOT NULL,
+  seq         INTEGER NOT NULL,
+  received_at BIGINT NOT NULL,
+  bytes       INTEGER NOT NULL,
+  doc         BYTEA NOT NULL
+);
+CREATE INDEX inbox_deliveries_inbox ON inbox_deliveries (inbox_id, seq);
+
+-- The webhook outbox: one message per finished import with a callback URL,
+-- written in the transaction that finished the job; River jobs deliver it.
+CREATE TABLE webhook_messages (
+  id         TEXT PRIMARY KEY,
+  owner      TEXT NOT NULL,
+  job_id     TEXT NOT NULL,
+  url        TEXT NOT NULL,
+  type       TEXT NOT NULL,
+  payload    BYTEA NOT NULL,
+  created_at BIGINT NOT NULL,
+  state      TEXT NOT NULL,
+  attempts   INTEGER NOT NULL DEFAULT 0,
+  next_at    BIGINT NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  updated_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX webhook_messages_job ON webhook_messages (job_id);
+CREATE INDEX webhook_messages_owner ON webhook_messages (owner, state, updated_at);
+
+-- Every attempt at delivering a message: the delivery log.
+CREATE TABLE webhook_attempts (
+  message_id  TEXT NOT NULL,
+  seq         INTEGER NOT NULL,
+  doc         BYTEA NOT NULL,
+  PRIMARY KEY (message_id, seq)
+);
+
+-- Endpoints that answered 410 Gone, per API key.
+CREATE TABLE webhook_endpoints (
+  owner       TEXT NOT NULL,
+  url         TEXT NOT NULL,
+  disabled_at BIGINT NOT NULL,
+  PRIMARY KEY (owner, url)
+);
