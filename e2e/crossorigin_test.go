@@ -16,7 +16,7 @@ func TestTryItCrossOrigin(t *testing.T) {
 	e := mustEnv(t)
 	sitePort := freePort(t)
 	siteOrigin := fmt.Sprintf("http://127.0.0.1:%d", sitePort)
-	sandboxURL, err := start(e.sandbox, "serve", "-addr", "127.0.0.1:0", "-time-scale", timeScale, "-cors-origins", siteOrigin)
+	sandboxURL, err := start(e.sandbox, "serve", "-database", "memory", "-addr", "127.0.0.1:0", "-time-scale", timeScale, "-cors-origins", siteOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,7 @@ func setup(chrome string) (*env, error) {
 	if err := e.buildSite(site, ""); err != nil {
 		return nil, err
 	}
-	e.baseURL, err = start(e.sandbox, "serve", "-addr", "127.0.0.1:0", "-site-dir", site, "-time-scale", timeScale)
+	e.baseURL, err = start(e.sandbox, "serve", "-database", "memory", "-addr", "127.0.0.1:0", "-site-dir", site, "-time-scale", timeScale)
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ func TestJavaScriptExamplesInTheBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	pageOrigin := "http://" + ln.Addr().String()
-	sandboxURL, err := start(e.sandbox, "serve", "-addr", "127.0.0.1:0", "-time-scale", timeScale, "-cors-origins", pageOrigin)
+	sandboxURL, err := start(e.sandbox, "serve", "-database", "memory", "-addr", "127.0.0.1:0", "-time-scale", timeScale, "-cors-origins", pageOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func TestRealSite(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("site build: %v\n%s", err, out)
 	}
-	base, err := start(e.sandbox, "serve", "-addr", "127.0.0.1:0", "-site-dir", site, "-time-scale", timeScale)
+	base, err := start(e.sandbox, "serve", "-database", "memory", "-addr", "127.0.0.1:0", "-site-dir", site, "-time-scale", timeScale)
 	if err != nil {
 		t.Fatal(err)
 	}

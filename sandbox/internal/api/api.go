@@ -8,6 +8,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,8 +35,8 @@ type Engine interface {
 
 // Keys issues and checks API keys.
 type Keys interface {
-	Issue() (string, keys.Key, error)
-	Lookup(plain string) (keys.Key, error)
+	Issue(ctx context.Context) (string, keys.Key, error)
+	Lookup(ctx context.Context, plain string) (keys.Key, error)
 }
 
 // Limiter decides whether a caller (an API key, or a client address for key
@@ -67,6 +68,19 @@ type Deps struct {
 	Idempotency Idempotency
 	// IdempotencyTTL is how long keys are kept (documented in the spec).
 	IdempotencyTTL time.Duration
+	// Fault, for tests only, injects a failure at a named point of a
+	// request ("idempotency-link": in the job's transaction, before the
+	// Idempotency-Key record names the job; "idempotency-complete": after
+	// the job committed, before its answer is stored, as a crash would).
+	Fault func(point string) error
+}
+
+// fault answers the error injected at point, if any.
+func (h *handlers) fault(point string) error {
+	if h.Fault == nil {
+		return nil
+	}
+	return h.Fault(point)
 }
 
 type handlers struct {
@@ -155,12 +169,16 @@ func (h *handlers) authenticate(api huma.API) func(huma.Context, func(huma.Conte
 			msg = "The Authorization header must use the Bearer scheme: `Authorization: Bearer <key>`."
 		}
 		if msg == "" {
-			k, err := h.Keys.Lookup(strings.TrimSpace(token))
+			k, err := h.Keys.Lookup(ctx.Context(), strings.TrimSpace(token))
 			if err == nil {
 				next(huma.WithValue(ctx, ownerKey{}, k.ID))
 				return
 			}
-			msg = "This API key is not known to the sandbox (keys live in memory and vanish when it restarts). Get a new one with POST /v1/sandbox/keys."
+			if !errors.Is(err, keys.ErrUnknown) {
+				writeProblem(api, ctx, h.problemFor(ctx.Context(), err, ctx.URL().Path))
+				return
+			}
+			msg = "This API key is not known to the sandbox. Get a new one with POST /v1/sandbox/keys."
 		}
 		writeProblem(api, ctx, h.problemFor(ctx.Context(), unauthorizedError{msg}, ctx.URL().Path))
 	}

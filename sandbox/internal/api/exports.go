@@ -99,7 +99,8 @@ func (h *handlers) registerExports(api huma.API) {
 	}
 	h.startOperation(api, &op)
 	huma.Register(api, op, func(ctx context.Context, in *CreateExportInput) (*AcceptedOutput, error) {
-		return h.accept(ctx, exports.Kind, in.input, h.scaled(in.input.Scenario.Duration))
+		plan, err := exports.Plan(in.input, h.Scale)
+		return h.accept(ctx, exports.Kind, in.input, plan, err)
 	})
 
 	get := huma.Operation{

@@ -4,23 +4,43 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/idempotency"
+	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
+	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 )
 
 // Idempotency remembers Idempotency-Key requests (IETF draft, Stripe practice).
 type Idempotency interface {
 	Begin(ctx context.Context, owner, key string, fingerprint [32]byte) (idempotency.Outcome, error)
+	// Link records, in the job's transaction, that the claim made the job.
+	Link(ctx context.Context, tx sqldb.Tx, owner, key, jobID string) error
 	Complete(ctx context.Context, owner, key string, resp idempotency.Response) error
 	Abandon(ctx context.Context, owner, key string) error
 }
 
-// idempotentKey marks, in an operation's metadata, that it honours Idempotency-Key.
-const idempotentKey = "idempotent"
+// idempotentKey marks, in an operation's metadata, that it honours
+// Idempotency-Key; replayKey holds, for an operation that starts jobs, how
+// to answer from the job alone (a replayer).
+const (
+	idempotentKey = "idempotent"
+	replayKey     = "replay"
+)
+
+// replayer answers a job-starting request from its job: the 202's headers,
+// and the body to send.
+type replayer func(h *handlers, j jobs.Job) (*AcceptedOutput, any)
+
+// claim is an Idempotency-Key claimed by this request, for accept to link
+// to the job it makes.
+type claim struct{ owner, key string }
+
+type claimKey struct{}
 
 // maxIdempotentBody bounds the body read to fingerprint a request; the
 // operation's own MaxBodyBytes is smaller, so nothing valid is cut.
@@ -72,14 +92,7 @@ func (h *handlers) idempotent(api huma.API) func(huma.Context, func(huma.Context
 			return
 		}
 		if out.Replayed {
-			for k, vs := range out.Response.Header {
-				for _, v := range vs {
-					ctx.AppendHeader(k, v)
-				}
-			}
-			ctx.SetHeader(idempotency.ReplayedHeader, "true")
-			ctx.SetStatus(out.Response.Status)
-			_, _ = ctx.BodyWriter().Write(out.Response.Body)
+			h.replay(api, ctx, who, out, instance)
 			return
 		}
 		rec := &recordingContext{humaContext: ctx, body: bytes.NewReader(body), header: http.Header{}}
@@ -90,7 +103,11 @@ func (h *handlers) idempotent(api huma.API) func(huma.Context, func(huma.Context
 				_ = h.Idempotency.Abandon(context.WithoutCancel(ctx.Context()), who, key)
 			}
 		}()
-		next(rec)
+		next(huma.WithValue(rec, claimKey{}, claim{who, key}))
+		if rec.status >= 200 && rec.status < 300 && h.fault("idempotency-complete") != nil {
+			completed = true // as if the process died here: neither stored nor abandoned
+			return
+		}
 		if rec.status >= 200 && rec.status < 300 {
 			resp := idempotency.Response{Status: rec.status, Header: rec.header, Body: rec.out.Bytes()}
 			if err := h.Idempotency.Complete(context.WithoutCancel(ctx.Context()), who, key, resp); err != nil {
@@ -100,6 +117,42 @@ func (h *handlers) idempotent(api huma.API) func(huma.Context, func(huma.Context
 			}
 		}
 	}
+}
+
+// replay answers again what the first request with the key answered: the
+// stored answer; or, when the process stopped between making the job and
+// storing the answer, the 202 of that job as it is now.
+func (h *handlers) replay(api huma.API, ctx huma.Context, who string, out idempotency.Outcome, instance string) {
+	if out.Response.Status != 0 {
+		for k, vs := range out.Response.Header {
+			for _, v := range vs {
+				ctx.AppendHeader(k, v)
+			}
+		}
+		ctx.SetHeader(idempotency.ReplayedHeader, "true")
+		ctx.SetStatus(out.Response.Status)
+		_, _ = ctx.BodyWriter().Write(out.Response.Body)
+		return
+	}
+	render, _ := ctx.Operation().Metadata[replayKey].(replayer)
+	j, err := h.Engine.Get(ctx.Context(), who, out.JobID)
+	if err == nil && render == nil {
+		err = fmt.Errorf("operation %s stores no replayer", ctx.Operation().OperationID)
+	}
+	if err != nil {
+		writeProblem(api, ctx, h.problemFor(ctx.Context(), err, instance))
+		return
+	}
+	acc, body := render(h, j)
+	ctx.SetHeader("Location", acc.Location)
+	if acc.RetryAfter != "" {
+		ctx.SetHeader("Retry-After", acc.RetryAfter)
+	}
+	ctx.SetHeader("Cache-Control", acc.CacheControl)
+	ctx.SetHeader("Content-Type", "application/json")
+	ctx.SetHeader(idempotency.ReplayedHeader, "true")
+	ctx.SetStatus(http.StatusAccepted)
+	_ = api.Marshal(ctx.BodyWriter(), "application/json", body)
 }
 
 // humaContext lets recordingContext embed huma.Context, whose Context

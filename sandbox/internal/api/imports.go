@@ -10,7 +10,9 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/accepted-dev/accepted/sandbox/internal/callbacks"
 	"github.com/accepted-dev/accepted/sandbox/internal/imports"
+	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
 )
 
@@ -80,11 +82,7 @@ type ImportIDParam struct {
 }
 
 // RejectedRow is a row that was not imported.
-type RejectedRow struct {
-	Row    int    `json:"row" doc:"The row's position in the request, from 1." example:"3"`
-	SKU    string `json:"sku" example:"MUG-BLUE-350"`
-	Reason string `json:"reason" doc:"Why, and what to do about it." example:"duplicate of row 1: SKU MUG-BLUE-350 appears more than once in this import; merge the rows or remove this one"`
-}
+type RejectedRow = callbacks.RejectedRow
 
 // Import is a finished import.
 type Import struct {
@@ -115,6 +113,12 @@ func (h *handlers) registerImports(api huma.API) {
 			"(`import.complete`, `import.partial` or `import.failed`, see the webhooks section) when the import ends.",
 	}
 	h.startOperation(api, &op)
+	op.Metadata[replayKey] = replayer(func(h *handlers, j jobs.Job) (*AcceptedOutput, any) {
+		var in imports.Input
+		_ = jsonUnmarshal(j.Input, &in) // the engine stored what accept encoded
+		out := h.importAccepted(h.accepted(j), in)
+		return h.accepted(j), out.Body
+	})
 	op.MaxBodyBytes = maxImportBody
 	op.Description = strings.Replace(op.Description, "Bodies are limited to 64 KiB.", "Bodies are limited to 256 KiB.", 1)
 	h.documentProblems(api, &op, problems.CallbackURLBlocked)
@@ -164,27 +168,39 @@ func (h *handlers) registerImports(api huma.API) {
 }
 
 func (h *handlers) createImport(ctx context.Context, in *CreateImportInput) (*ImportAcceptedOutput, error) {
-	w := h.webhooks()
 	if u := in.input.CallbackURL; u != "" {
-		if err := w.checkCallback(u); err != nil {
+		if h.Webhooks == nil {
+			return nil, h.problemFor(ctx, callbackError{errNoWebhooks}, "/v1/imports")
+		}
+		if err := h.Webhooks.Service.CheckCallback(u); err != nil {
 			return nil, h.problemFor(ctx, callbackError{err}, "/v1/imports")
 		}
+		// Naming a URL that answered 410 Gone is its owner saying it is
+		// back. The webhook itself is stored when the job ends, in the
+		// transaction that ends it (callbacks.Service.OnFinish).
+		if err := h.Webhooks.Service.Enable(ctx, owner(ctx), u); err != nil {
+			return nil, h.problemFor(ctx, err, "/v1/imports")
+		}
 	}
-	expected := h.scaled(in.input.Scenario.Duration)
-	acc, err := h.accept(ctx, imports.Kind, in.input, expected)
+	plan, err := imports.Plan(in.input, h.Scale)
+	acc, err := h.accept(ctx, imports.Kind, in.input, plan, err)
 	if err != nil {
 		return nil, err
 	}
+	return h.importAccepted(acc, in.input), nil
+}
+
+// importAccepted is the 202 of an import: the job's, and what an import adds.
+func (h *handlers) importAccepted(acc *AcceptedOutput, in imports.Input) *ImportAcceptedOutput {
+	expected := h.scaled(in.Scenario.Duration)
 	out := &ImportAcceptedOutput{Location: acc.Location, RetryAfter: acc.RetryAfter, CacheControl: acc.CacheControl,
 		Body: ImportAccepted{Job: acc.Body, ImportID: resourceIDFor(acc.Body.ID, importPrefix), WebhookEvents: []string{},
 			EstimatedDuration: int(math.Ceil(expected.Seconds()))}}
-	if u := in.input.CallbackURL; u != "" {
+	if in.CallbackURL != "" {
 		out.Body.WebhookEvents = imports.Events()
 		out.Body.DeliveriesURL = "/v1/imports/" + out.Body.ImportID + "/deliveries"
-		w.reenable(owner(ctx), u)
-		w.follow(owner(ctx), acc.Body.ID, u)
 	}
-	return out, nil
+	return out
 }
 
 func (h *handlers) getImport(ctx context.Context, in *ImportIDParam) (*ImportOutput, error) {

@@ -84,6 +84,9 @@ type ReceiveOutput struct {
 }
 
 func (h *handlers) registerInbox(api huma.API) {
+	if h.Webhooks == nil {
+		return
+	}
 	auth := []map[string][]string{{bearerScheme: {}}}
 	create := huma.Operation{
 		OperationID:   "createInbox",
@@ -94,7 +97,7 @@ func (h *handlers) registerInbox(api huma.API) {
 		DefaultStatus: http.StatusCreated,
 		Description: "Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its `url` as the `callback_url` of an import; " +
 			"every delivery is stored with its headers, body and a step-by-step check of its signature against your secrets. " +
-			"Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries. Inboxes live in memory.",
+			"Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries.",
 		Security: auth,
 		Metadata: map[string]any{policyKey: PolicyStart},
 	}
@@ -128,11 +131,11 @@ func (h *handlers) registerInbox(api huma.API) {
 	h.documentProblems(api, &get, problems.Unauthorized, problems.NotFound, problems.RateLimited, problems.ValidationFailed)
 	huma.Register(api, get, func(ctx context.Context, in *InboxIDParam) (*InboxOutput, error) {
 		instance := "/v1/sandbox/inboxes/" + in.ID
-		ib, err := h.webhooks().cfg.Inboxes.Get(owner(ctx), in.ID)
+		ib, err := h.Webhooks.Inboxes.Get(ctx, owner(ctx), in.ID)
 		if err != nil {
 			return nil, h.problemFor(ctx, err, instance)
 		}
-		v, err := h.inboxView(ib)
+		v, err := h.inboxView(ctx, ib)
 		if err != nil {
 			return nil, h.problemFor(ctx, err, instance)
 		}
@@ -174,14 +177,13 @@ func (h *handlers) registerInbox(api huma.API) {
 	}
 }
 
-func (h *handlers) inboxView(ib inbox.Inbox) (InboxView, error) {
-	w := h.webhooks()
-	set, err := w.cfg.Secrets.Get(ib.Owner)
+func (h *handlers) inboxView(ctx context.Context, ib inbox.Inbox) (InboxView, error) {
+	set, err := h.Webhooks.Secrets.Get(ctx, ib.Owner)
 	if err != nil {
 		return InboxView{}, err
 	}
 	base := "/v1/sandbox/inboxes/" + ib.ID
-	v := InboxView{ID: ib.ID, URL: w.InboxURL(ib.ID), Secret: set.Current.Value, CreatedAt: ib.CreatedAt.UTC(), Received: ib.Received,
+	v := InboxView{ID: ib.ID, URL: h.Webhooks.Service.InboxURL(ib.ID), Secret: set.Current.Value, CreatedAt: ib.CreatedAt.UTC(), Received: ib.Received,
 		DeliveriesURL: base + "/deliveries", BehaviourURL: base + "/behaviour"}
 	if b := ib.Behaviour; b.Remaining > 0 {
 		v.Behaviour = &InboxBehaviour{Status: b.Status, Count: b.Remaining, RetryAfter: b.RetryAfter}
@@ -190,11 +192,11 @@ func (h *handlers) inboxView(ib inbox.Inbox) (InboxView, error) {
 }
 
 func (h *handlers) createInbox(ctx context.Context, _ *struct{}) (*InboxOutput, error) {
-	ib, err := h.webhooks().cfg.Inboxes.Create(owner(ctx))
+	ib, err := h.Webhooks.Inboxes.Create(ctx, owner(ctx))
 	if err != nil {
 		return nil, h.problemFor(ctx, err, "/v1/sandbox/inboxes")
 	}
-	v, err := h.inboxView(ib)
+	v, err := h.inboxView(ctx, ib)
 	if err != nil {
 		return nil, h.problemFor(ctx, err, "/v1/sandbox/inboxes")
 	}
@@ -204,7 +206,7 @@ func (h *handlers) createInbox(ctx context.Context, _ *struct{}) (*InboxOutput, 
 
 func (h *handlers) listInboxDeliveries(ctx context.Context, in *InboxIDParam) (*InboxDeliveriesOutput, error) {
 	instance := "/v1/sandbox/inboxes/" + in.ID + "/deliveries"
-	ds, err := h.webhooks().cfg.Inboxes.Deliveries(owner(ctx), in.ID)
+	ds, err := h.Webhooks.Inboxes.Deliveries(ctx, owner(ctx), in.ID)
 	if err != nil {
 		return nil, h.problemFor(ctx, err, instance)
 	}
@@ -214,11 +216,11 @@ func (h *handlers) listInboxDeliveries(ctx context.Context, in *InboxIDParam) (*
 func (h *handlers) setInboxBehaviour(ctx context.Context, in *BehaviourInput) (*InboxOutput, error) {
 	instance := "/v1/sandbox/inboxes/" + in.ID + "/behaviour"
 	b := in.Body
-	ib, err := h.webhooks().cfg.Inboxes.SetBehaviour(owner(ctx), in.ID, inbox.Behaviour{Status: b.Status, Remaining: b.Count, RetryAfter: b.RetryAfter})
+	ib, err := h.Webhooks.Inboxes.SetBehaviour(ctx, owner(ctx), in.ID, inbox.Behaviour{Status: b.Status, Remaining: b.Count, RetryAfter: b.RetryAfter})
 	if err != nil {
 		return nil, h.problemFor(ctx, err, instance)
 	}
-	v, err := h.inboxView(ib)
+	v, err := h.inboxView(ctx, ib)
 	if err != nil {
 		return nil, h.problemFor(ctx, err, instance)
 	}
@@ -228,7 +230,7 @@ func (h *handlers) setInboxBehaviour(ctx context.Context, in *BehaviourInput) (*
 func (h *handlers) receive(ctx context.Context, in *ReceiveInput) (*ReceiveOutput, error) {
 	instance := "/v1/sandbox/inboxes/" + in.ID
 	// Huma reuses the body's buffer after the handler: the store copies it.
-	ans, err := h.webhooks().cfg.Inboxes.Receive(in.ID, in.header, append([]byte(nil), in.RawBody...))
+	ans, err := h.Webhooks.Inboxes.Receive(ctx, in.ID, in.header, append([]byte(nil), in.RawBody...))
 	if err != nil {
 		return nil, h.problemFor(ctx, err, instance)
 	}

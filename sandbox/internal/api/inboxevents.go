@@ -15,6 +15,9 @@ import (
 )
 
 func (h *handlers) registerInboxEvents(api huma.API) {
+	if h.Webhooks == nil {
+		return
+	}
 	op := huma.Operation{
 		OperationID: "streamInboxEvents",
 		Method:      http.MethodGet,
@@ -41,13 +44,13 @@ func (h *handlers) registerInboxEvents(api huma.API) {
 
 func (h *handlers) streamInboxEvents(ctx context.Context, in *InboxIDParam) (*huma.StreamResponse, error) {
 	instance := "/v1/sandbox/inboxes/" + in.ID + "/events"
-	store := h.webhooks().cfg.Inboxes
+	store := h.Webhooks.Inboxes
 	who := owner(ctx)
-	ib, err := store.Get(who, in.ID)
+	ib, err := store.Get(ctx, who, in.ID)
 	if err != nil {
 		return nil, h.problemFor(ctx, err, instance)
 	}
-	view, err := h.inboxView(ib)
+	view, err := h.inboxView(ctx, ib)
 	if err != nil {
 		return nil, h.problemFor(ctx, err, instance)
 	}
@@ -58,12 +61,17 @@ func (h *handlers) streamInboxEvents(ctx context.Context, in *InboxIDParam) (*hu
 			return nil, h.problemFor(ctx, streamLimitError{"list the deliveries"}, instance)
 		}
 	}
-	deliveries, cancel := store.Subscribe(in.ID)
 	ready, err := json.Marshal(view)
 	if err != nil {
-		cancel()
 		release()
 		return nil, h.problemFor(ctx, fmt.Errorf("encoding inbox: %w", err), instance)
+	}
+	// Every delivery after the ready event's count, whichever replica
+	// received it. The subscription ends with the request at the latest.
+	deliveries, cancel, err := store.Subscribe(ctx, in.ID, ib.Received)
+	if err != nil {
+		release()
+		return nil, h.problemFor(ctx, err, instance)
 	}
 	return &huma.StreamResponse{Body: func(hc huma.Context) {
 		defer release()
@@ -72,17 +80,17 @@ func (h *handlers) streamInboxEvents(ctx context.Context, in *InboxIDParam) (*hu
 		if err != nil {
 			return
 		}
-		seq := ib.Received
-		if err := sw.Send(sse.Event{ID: strconv.Itoa(seq), Event: "ready", Data: string(ready), Retry: streamRetry}); err != nil {
+		if err := sw.Send(sse.Event{ID: strconv.Itoa(ib.Received), Event: "ready", Data: string(ready), Retry: streamRetry}); err != nil {
 			return
 		}
+		// Event ids are the deliveries' sequence numbers: the inbox's
+		// count, the same on every replica.
 		_ = follow(hc.Context(), h.Clock, sw, 0, deliveries, func(d inbox.Delivery) (sse.Event, error) {
 			data, err := json.Marshal(d)
 			if err != nil {
 				return sse.Event{}, fmt.Errorf("encoding delivery: %w", err)
 			}
-			seq++
-			return sse.Event{ID: strconv.Itoa(seq), Event: "delivery", Data: string(data)}, nil
+			return sse.Event{ID: strconv.Itoa(d.Seq), Event: "delivery", Data: string(data)}, nil
 		})
 	}}, nil
 }

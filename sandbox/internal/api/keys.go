@@ -30,13 +30,13 @@ func (h *handlers) registerKeys(api huma.API) {
 		Path:          "/v1/sandbox/keys",
 		Tags:          []string{"Sandbox"},
 		Summary:       "Get a sandbox API key",
-		Description:   "Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys live in memory until the sandbox restarts. Limited per client address.",
+		Description:   "Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys are kept in the sandbox's database, so a restart does not lose them. Limited per client address.",
 		DefaultStatus: http.StatusCreated,
 		Metadata:      map[string]any{policyKey: PolicyKeys},
 	}
 	h.documentProblems(api, &op, problems.RateLimited, problems.QueueFull)
 	huma.Register(api, op, func(ctx context.Context, _ *struct{}) (*KeyOutput, error) {
-		plain, k, err := h.Keys.Issue()
+		plain, k, err := h.Keys.Issue(ctx)
 		if err != nil {
 			return nil, h.problemFor(ctx, err, op.Path)
 		}

@@ -31,6 +31,9 @@ import (
 // jobProblem. A test checks that nothing else in the package calls
 // Catalog.New.
 
+// ErrDatabaseUnavailable wraps a failed check of the database (readiness).
+var ErrDatabaseUnavailable = errors.New("database unavailable")
+
 // Request errors: why a request could not be served, with what the answer
 // needs to say.
 type (
@@ -182,6 +185,8 @@ func ProblemFor(c *problems.Catalog, err error, instance string) *problems.Probl
 		return ret(c.New(problems.NotFound, "Nothing exists at "+instance+" for this API key. Jobs and results are visible only to the key that started them."))
 	case errors.Is(err, jobs.ErrFinished):
 		return ret(c.New(problems.JobAlreadyFinished, "The job already reached a terminal state, which never changes; GET its status URL for the outcome."))
+	case errors.Is(err, ErrDatabaseUnavailable):
+		return ret(c.New(problems.DatabaseUnavailable, "This copy of the sandbox cannot reach its database right now; retry in 5 s.").WithHeader("Retry-After", "5"))
 	case errors.Is(err, jobs.ErrClosed):
 		return ret(c.New(problems.ShuttingDown, "The sandbox is shutting down and accepts no new jobs; nothing was created. Retry in 30 s.").
 			WithHeader("Retry-After", "30"))
@@ -196,8 +201,6 @@ func ProblemFor(c *problems.Catalog, err error, instance string) *problems.Probl
 		return ret(c.New(problems.IdempotencyKeyReused, "This Idempotency-Key was already used with a different request body or URL. Use a new key for a new request."))
 	case errors.Is(err, idempotency.ErrOwnerFull):
 		return ret(c.New(problems.RateLimited, "This API key holds as many Idempotency-Keys as it may; they expire after 24 h.").WithHeader("Retry-After", "60"))
-	case errors.Is(err, idempotency.ErrStoreFull):
-		return ret(c.New(problems.QueueFull, "The sandbox cannot remember more Idempotency-Keys right now.").WithHeader("Retry-After", "60"))
 	case errors.Is(err, keys.ErrFull):
 		return ret(c.New(problems.QueueFull, "The sandbox holds as many keys as it is allowed to; try again later.").WithHeader("Retry-After", "60"))
 	case errors.Is(err, webhooks.ErrQueueFull), errors.Is(err, webhooks.ErrClosed):

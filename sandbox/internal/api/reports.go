@@ -68,7 +68,8 @@ func (h *handlers) registerReports(api huma.API) {
 	}
 	h.startOperation(api, &op)
 	huma.Register(api, op, func(ctx context.Context, in *CreateReportInput) (*AcceptedOutput, error) {
-		return h.accept(ctx, reports.Kind, in.input, h.scaled(in.input.Scenario.Duration))
+		plan, err := reports.Plan(in.input, h.Scale)
+		return h.accept(ctx, reports.Kind, in.input, plan, err)
 	})
 
 	get := huma.Operation{

@@ -107,6 +107,11 @@ func (h *handlers) finishSpec(api huma.API) {
 			if op.Security == nil {
 				op.Security = []map[string][]string{}
 			}
+			// Any operation can meet a fault of its own (a database that
+			// does not answer): internal_error is a documented answer.
+			if op.Responses["500"] == nil {
+				h.documentProblems(api, op, problems.InternalError)
+			}
 			policy, _ := op.Metadata[policyKey].(string)
 			idempotent, _ := op.Metadata[idempotentKey].(bool)
 			for status, r := range op.Responses {

@@ -14,6 +14,7 @@ import (
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
 	"github.com/accepted-dev/accepted/sandbox/internal/simulate"
+	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 )
 
 // MaxSimulatedSeconds bounds a scenario's duration.
@@ -93,7 +94,10 @@ func (h *handlers) startOperation(api huma.API, op *huma.Operation) {
 	op.DefaultStatus = http.StatusAccepted
 	op.Security = []map[string][]string{{bearerScheme: {}}}
 	op.MaxBodyBytes = 64 << 10
-	op.Metadata = map[string]any{policyKey: PolicyStart, idempotentKey: true}
+	op.Metadata = map[string]any{policyKey: PolicyStart, idempotentKey: true, replayKey: replayer(func(h *handlers, j jobs.Job) (*AcceptedOutput, any) {
+		acc := h.accepted(j)
+		return acc, acc.Body
+	})}
 	op.Parameters = append(op.Parameters, idempotencyParam(fmt.Sprintf("%g hours", h.IdempotencyTTL.Hours())))
 	op.Description += "\n\nAnswers **202 Accepted** at once, even when the work could finish immediately, with the job in the body, " +
 		"its status monitor in `Location`, and `Retry-After`. A request that fails validation is refused with a problem and no job is created. " +
@@ -103,19 +107,40 @@ func (h *handlers) startOperation(api huma.API, op *huma.Operation) {
 		problems.IdempotencyKeyInvalid, problems.IdempotencyKeyInUse, problems.IdempotencyKeyReused)
 }
 
-// accept submits a job and writes the 202.
-func (h *handlers) accept(ctx context.Context, kind jobs.Kind, input any, expected time.Duration) (*AcceptedOutput, error) {
+// accept submits a job and answers the 202. When the request carries an
+// Idempotency-Key, the key's record names the job in the job's own
+// transaction.
+func (h *handlers) accept(ctx context.Context, kind jobs.Kind, input any, plan jobs.Plan, planErr error) (*AcceptedOutput, error) {
+	instance := "/v1/" + string(kind) + "s"
+	if planErr != nil {
+		return nil, h.problemFor(ctx, fmt.Errorf("planning a %s job: %w", kind, planErr), instance)
+	}
 	raw, err := json.Marshal(input)
 	if err != nil {
-		return nil, h.problemFor(ctx, fmt.Errorf("encoding %s input: %w", kind, err), "/v1/"+string(kind)+"s")
+		return nil, h.problemFor(ctx, fmt.Errorf("encoding %s input: %w", kind, err), instance)
 	}
-	j, err := h.Engine.Submit(ctx, jobs.Spec{Kind: kind, Owner: owner(ctx), Input: raw, Expected: expected})
+	spec := jobs.Spec{Kind: kind, Owner: owner(ctx), Input: raw, Plan: plan}
+	if c, ok := ctx.Value(claimKey{}).(claim); ok && h.Idempotency != nil {
+		spec.Then = func(ctx context.Context, tx sqldb.Tx, j jobs.Job) error {
+			if err := h.fault("idempotency-link"); err != nil {
+				return err
+			}
+			return h.Idempotency.Link(ctx, tx, c.owner, c.key, j.ID)
+		}
+	}
+	j, err := h.Engine.Submit(ctx, spec)
 	if err != nil {
-		return nil, h.problemFor(ctx, err, "/v1/"+string(kind)+"s")
+		return nil, h.problemFor(ctx, err, instance)
 	}
 	h.Logger.InfoContext(ctx, "job accepted", "job", j.ID, "kind", kind, "owner", j.Owner)
+	return h.accepted(j), nil
+}
+
+// accepted is the 202 of a job: what accept answers, and what a replay
+// answers when the first answer was not stored.
+func (h *handlers) accepted(j jobs.Job) *AcceptedOutput {
 	v := h.view(j)
-	return &AcceptedOutput{Location: v.StatusURL, RetryAfter: pollAfter(j, h.Clock.Now()), CacheControl: "no-store", Body: v}, nil
+	return &AcceptedOutput{Location: v.StatusURL, RetryAfter: pollAfter(j, h.Clock.Now()), CacheControl: "no-store", Body: v}
 }
 
 // registered returns the operation as stored in the spec, after Huma filled it in.

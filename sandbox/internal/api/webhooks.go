@@ -4,355 +4,74 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/netip"
-	"net/url"
-	"regexp"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/accepted-dev/accepted/sandbox/internal/clock"
+	"github.com/accepted-dev/accepted/sandbox/internal/callbacks"
 	"github.com/accepted-dev/accepted/sandbox/internal/imports"
 	"github.com/accepted-dev/accepted/sandbox/internal/inbox"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
+	"github.com/accepted-dev/accepted/sandbox/internal/outbox"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
-	"github.com/accepted-dev/accepted/sandbox/internal/safedial"
 	"github.com/accepted-dev/accepted/sandbox/internal/secrets"
 	"github.com/accepted-dev/accepted/sandbox/internal/webhooks"
 )
 
-// Dispatcher is what the API needs of the webhook dispatcher.
-type Dispatcher interface {
-	Enqueue(ctx context.Context, ep webhooks.Endpoint, msg webhooks.Message) error
-	Redeliver(ctx context.Context, ep webhooks.Endpoint, msg webhooks.Message) error
-	Enable(key string)
-	Disabled(key string) (time.Time, bool)
-}
-
-// AttemptLog keeps delivery attempts per message, which is how the delivery
-// log of an import reads them; the dispatcher records them per endpoint.
-type AttemptLog struct{ mem *webhooks.MemLog }
-
-// NewAttemptLog keeps perMessage attempts for each of the last messages.
-func NewAttemptLog(perMessage, messages int) *AttemptLog {
-	return &AttemptLog{mem: webhooks.NewMemLog(perMessage, messages)}
-}
-
-// Record implements webhooks.Log.
-func (l *AttemptLog) Record(ctx context.Context, _ string, a webhooks.Attempt) error {
-	return l.mem.Record(ctx, a.MessageID, a)
-}
-
-// List returns a message's attempts, oldest first.
-func (l *AttemptLog) List(messageID string) []webhooks.Attempt { return l.mem.List(messageID) }
-
-// WebhooksConfig is what imports, webhook secrets and the inbox need.
-type WebhooksConfig struct {
-	Dispatcher Dispatcher
-	Attempts   *AttemptLog
-	Secrets    *secrets.Store
-	Inboxes    *inbox.Store
-	// Watch follows a job to its end (jobs.Engine.Watch).
-	Watch func(ctx context.Context, owner, id string) (jobs.Job, <-chan jobs.Job, func(), error)
-	// PublicURL is where clients reach the sandbox, e.g.
-	// https://sandbox.example.com; inbox URLs and the URLs inside webhook
-	// payloads start with it.
-	PublicURL string
-	// CheckCallback checks a callback URL when an import is created
-	// (safedial.ValidateURL when nil). Inbox URLs are always allowed.
-	CheckCallback func(raw string) error
-	// Catalog fills in the problems of failed imports' webhooks.
-	Catalog *problems.Catalog
-	Clock   clock.Clock
-	Logger  *slog.Logger
-	// MaxMessages bounds the webhook messages remembered for redelivery
-	// (10 000 when 0), oldest forgotten first.
-	MaxMessages int
-}
-
-// Webhooks sends the webhooks of imports and remembers them for the
-// delivery log and redelivery.
+// Webhooks is what the webhook, inbox and import operations need, each
+// part through an interface of this package. In Deps it may be nil: the
+// sandbox is then built without webhooks (tests of other parts), the
+// webhook and inbox routes are not registered, and an import with a
+// callback_url is refused.
 type Webhooks struct {
-	cfg    WebhooksConfig
-	public atomic.Pointer[url.URL]
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu     sync.Mutex
-	sent   map[string]sentMessage // by job id
-	order  []string
-	closed bool
+	Service WebhookService // callbacks.Service
+	Secrets SecretStore    // secrets.Store
+	Inboxes InboxStore     // inbox.Store
 }
 
-// sentMessage is the webhook an import produced.
-type sentMessage struct {
-	owner, url string
-	msg        webhooks.Message
+// WebhookService is what the API needs of the webhook side of imports.
+type WebhookService interface {
+	// CheckCallback checks a callback URL when an import is made (R31).
+	CheckCallback(raw string) error
+	// Enable lets owner's url receive again after a 410 Gone.
+	Enable(ctx context.Context, owner, url string) error
+	// Deliveries answers what became of the webhook of owner's import job.
+	Deliveries(ctx context.Context, owner, jobID, callbackURL string) (callbacks.Status, error)
+	// Redeliver sends it again, answering its message id;
+	// webhooks.ErrAlreadyPending while an attempt is due,
+	// outbox.ErrNotSent when there is nothing to send yet.
+	Redeliver(ctx context.Context, owner, jobID string) (string, error)
+	// InboxURL is the callback URL of an inbox.
+	InboxURL(id string) string
 }
 
-// NewWebhooks checks cfg and returns the webhook side of the API. Close it
-// after the job engine, before the dispatcher.
-func NewWebhooks(cfg WebhooksConfig) (*Webhooks, error) {
-	if cfg.Dispatcher == nil || cfg.Attempts == nil || cfg.Secrets == nil || cfg.Inboxes == nil || cfg.Watch == nil {
-		return nil, errors.New("api: WebhooksConfig needs a Dispatcher, Attempts, Secrets, Inboxes and Watch")
-	}
-	u, err := url.Parse(strings.TrimRight(cfg.PublicURL, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("api: public URL %q must be an absolute http(s) URL", cfg.PublicURL)
-	}
-	if cfg.Catalog == nil {
-		return nil, errors.New("api: WebhooksConfig needs the Catalog")
-	}
-	if cfg.CheckCallback == nil {
-		cfg.CheckCallback = safedial.ValidateURL
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.Real()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.MaxMessages <= 0 {
-		cfg.MaxMessages = 10_000
-	}
-	w := &Webhooks{cfg: cfg, sent: make(map[string]sentMessage)}
-	w.public.Store(u)
-	// Following jobs outlives the requests that start them.
-	w.ctx, w.cancel = context.WithCancel(context.Background())
-	return w, nil
+// SecretStore keeps API keys' webhook signing secrets.
+type SecretStore interface {
+	Get(ctx context.Context, owner string) (secrets.Set, error)
+	Rotate(ctx context.Context, owner string) (secrets.Set, error)
+	Grace() time.Duration
 }
 
-// Close stops following jobs and waits, until ctx ends, for webhooks
-// being handed to the dispatcher.
-func (w *Webhooks) Close(ctx context.Context) error {
-	w.mu.Lock()
-	w.closed = true
-	w.mu.Unlock()
-	w.cancel()
-	done := make(chan struct{})
-	go func() { w.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("closing webhooks: %w", ctx.Err())
-	}
+// InboxStore keeps the built-in inboxes.
+type InboxStore interface {
+	Create(ctx context.Context, owner string) (inbox.Inbox, error)
+	Get(ctx context.Context, owner, id string) (inbox.Inbox, error)
+	SetBehaviour(ctx context.Context, owner, id string, b inbox.Behaviour) (inbox.Inbox, error)
+	Receive(ctx context.Context, id string, header http.Header, body []byte) (inbox.Answer, error)
+	Deliveries(ctx context.Context, owner, id string) ([]inbox.Delivery, error)
+	Subscribe(ctx context.Context, id string, after int) (<-chan inbox.Delivery, func(), error)
 }
 
-// SetPublicURL replaces the public URL given in the config, for a server
-// that learns its address only once it listens (a port of 0). Inbox URLs
-// handed out before keep working only if they name the same host.
-func (w *Webhooks) SetPublicURL(raw string) error {
-	u, err := url.Parse(strings.TrimRight(raw, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("api: public URL %q must be an absolute http(s) URL", raw)
-	}
-	w.public.Store(u)
-	return nil
-}
+// The payload of import webhooks, as the spec documents it: one definition,
+// the one the webhooks are built from.
+type (
+	ImportEvent     = callbacks.ImportEvent
+	ImportEventData = callbacks.ImportEventData
+)
 
-var inboxIDRE = regexp.MustCompile(`^inb_[a-z2-7]{26}$`)
-
-// InboxURL is the callback URL of an inbox.
-func (w *Webhooks) InboxURL(id string) string {
-	return w.public.Load().String() + "/v1/sandbox/inboxes/" + id
-}
-
-// InboxID reports whether raw is the URL of one of the sandbox's own
-// inboxes, and which. Such URLs are delivered in-process, so no network
-// policy applies to them; nothing else under the public URL is.
-func (w *Webhooks) InboxID(raw string) (string, bool) {
-	pub := w.public.Load()
-	u, err := url.Parse(raw)
-	if err != nil || u.RawQuery != "" || u.Fragment != "" || u.User != nil ||
-		!strings.EqualFold(u.Scheme, pub.Scheme) || !sameHost(u, pub) {
-		return "", false
-	}
-	id, ok := strings.CutPrefix(u.EscapedPath(), pub.EscapedPath()+"/v1/sandbox/inboxes/")
-	if !ok || !inboxIDRE.MatchString(id) {
-		return "", false
-	}
-	return id, true
-}
-
-// sameHost reports whether u names the host of pub: the same host and
-// port, where localhost, 127.0.0.1 and ::1 are one host, so an inbox URL
-// written with localhost reaches a sandbox listening on 127.0.0.1.
-func sameHost(u, pub *url.URL) bool {
-	if strings.EqualFold(u.Host, pub.Host) {
-		return true
-	}
-	loopback := func(h string) bool {
-		ip, err := netip.ParseAddr(h)
-		return strings.EqualFold(h, "localhost") || err == nil && ip.IsLoopback()
-	}
-	return u.Port() == pub.Port() && u.Port() != "" && loopback(u.Hostname()) && loopback(pub.Hostname())
-}
-
-// checkCallback is the parse-time check of a callback URL (R31); the
-// dispatcher's client checks again when it connects.
-func (w *Webhooks) checkCallback(raw string) error {
-	if _, ok := w.InboxID(raw); ok {
-		return nil
-	}
-	return w.cfg.CheckCallback(raw)
-}
-
-// endpoint is where an owner's webhooks to u go. The key is per API key and
-// URL, so a 410 Gone disables that URL for that key only.
-func (w *Webhooks) endpoint(owner, u string) (webhooks.Endpoint, error) {
-	set, err := w.cfg.Secrets.Get(owner)
-	if err != nil {
-		return webhooks.Endpoint{}, err
-	}
-	return webhooks.Endpoint{URL: u, Secrets: set.Active(), Key: owner + " " + u, Name: owner + " " + w.logName(u)}, nil
-}
-
-// logName names a callback URL in logs: an inbox's id is its credential,
-// so only its first characters are kept; other URLs lose what may carry a
-// token (webhooks.RedactURL).
-func (w *Webhooks) logName(u string) string {
-	if id, ok := w.InboxID(u); ok {
-		return "inbox " + id[:8] + "…"
-	}
-	return webhooks.RedactURL(u)
-}
-
-// reenable lets a URL that answered 410 Gone receive again: registering it
-// for a new import, or asking for a redelivery, is the owner saying so.
-func (w *Webhooks) reenable(owner, u string) {
-	w.cfg.Dispatcher.Enable(owner + " " + u)
-}
-
-// follow waits, on the long-lived context, for the import job to end, and
-// then sends its webhook. The engine stores the terminal state before
-// telling watchers, so a receiver that GETs the import sees it finished.
-func (w *Webhooks) follow(owner, jobID, callbackURL string) {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return
-	}
-	w.wg.Add(1)
-	w.mu.Unlock()
-	go func() {
-		defer w.wg.Done()
-		j, updates, stop, err := w.cfg.Watch(w.ctx, owner, jobID)
-		if err != nil {
-			w.cfg.Logger.Error("cannot follow import for its webhook", "job", jobID, "err", err)
-			return
-		}
-		defer stop()
-		for u := range updates {
-			j = u
-		}
-		if !j.Status.Terminal() {
-			return // shutting down
-		}
-		w.send(j, callbackURL)
-	}()
-}
-
-func (w *Webhooks) send(j jobs.Job, callbackURL string) {
-	msg := webhooks.NewMessage("", j.FinishedAt, nil)
-	msg.Type, msg.Data = w.event(j)
-	if msg.Timestamp.IsZero() {
-		msg.Timestamp = w.cfg.Clock.Now()
-	}
-	w.remember(j.ID, sentMessage{owner: j.Owner, url: callbackURL, msg: msg})
-	ep, err := w.endpoint(j.Owner, callbackURL)
-	if err == nil {
-		err = w.cfg.Dispatcher.Enqueue(w.ctx, ep, msg)
-	}
-	if err != nil {
-		// Say so in the delivery log, where the developer will look.
-		_ = w.cfg.Attempts.Record(w.ctx, "", webhooks.Attempt{MessageID: msg.ID, EventType: msg.Type, Number: 1,
-			At: w.cfg.Clock.Now(), URL: callbackURL, Final: true, Outcome: webhooks.OutcomeFailed,
-			Error: "not sent: " + err.Error()})
-		w.cfg.Logger.Warn("import webhook not enqueued", "job", j.ID, "msg_id", msg.ID, "err", err)
-	}
-}
-
-func (w *Webhooks) remember(jobID string, m sentMessage) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if _, ok := w.sent[jobID]; !ok {
-		for len(w.order) >= w.cfg.MaxMessages {
-			delete(w.sent, w.order[0])
-			w.order = w.order[1:]
-		}
-		w.order = append(w.order, jobID)
-	}
-	w.sent[jobID] = m
-}
-
-func (w *Webhooks) message(jobID string) (sentMessage, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	m, ok := w.sent[jobID]
-	return m, ok
-}
-
-// maxRejectedInEvent bounds the rejected rows a webhook carries, so the
-// payload stays far under the 20 kB Standard Webhooks asks for; the rest
-// are at result_url.
-const maxRejectedInEvent = 20
-
-// ImportEvent is the payload of every import webhook.
-type ImportEvent struct {
-	Type      string          `json:"type" enum:"import.complete,import.partial,import.failed" doc:"The event type." example:"import.partial"`
-	Timestamp time.Time       `json:"timestamp" doc:"When the import ended (RFC 3339)."`
-	Data      ImportEventData `json:"data"`
-}
-
-// ImportEventData is the data of an import webhook.
-type ImportEventData struct {
-	ImportID      string            `json:"import_id" doc:"The import." example:"imp_3u2k4v7qzbx6dcm5ey8f1hwra9"`
-	JobID         string            `json:"job_id" doc:"The job that ran it." example:"job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
-	Status        string            `json:"status" enum:"succeeded,failed,canceled" doc:"The job's terminal status. An import whose every row was rejected still succeeded as a job (its event is import.failed)." example:"succeeded"`
-	TotalRows     int               `json:"total_rows" doc:"Rows sent." example:"3"`
-	Imported      int               `json:"imported" doc:"Rows imported." example:"2"`
-	RejectedCount int               `json:"rejected_count" doc:"Rows rejected." example:"1"`
-	Rejected      []RejectedRow     `json:"rejected" doc:"The first 20 rejected rows; all of them are at result_url."`
-	ResultURL     string            `json:"result_url,omitempty" doc:"The import's result, once its job succeeded (absolute URL; same API key)." example:"https://sandbox.example.com/v1/imports/imp_3u2k4v7qzbx6dcm5ey8f1hwra9"`
-	StatusURL     string            `json:"status_url" doc:"The job's status monitor (absolute URL)." example:"https://sandbox.example.com/v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
-	Error         *problems.Problem `json:"error,omitempty" doc:"Why the job failed, when status is failed: a problem from the error catalog."`
-}
-
-// event is the type and data of a finished import's webhook.
-func (w *Webhooks) event(j jobs.Job) (string, ImportEventData) {
-	d := ImportEventData{ImportID: resourceIDFor(j.ID, importPrefix), JobID: j.ID, Status: string(j.Status),
-		StatusURL: w.public.Load().String() + statusURL(j.ID), Rejected: []RejectedRow{}}
-	var in imports.Input
-	if err := jsonUnmarshal(j.Input, &in); err == nil {
-		d.TotalRows = len(in.Rows)
-	}
-	if j.Status != jobs.StatusSucceeded {
-		// A cancelled job says so in status; a failed one carries its problem.
-		if j.Status == jobs.StatusFailed {
-			d.Error = jobProblem(w.cfg.Catalog, j, "The import job failed.")
-		}
-		return imports.EventFailed, d
-	}
-	r, err := resultJSON[imports.Result](j)
-	if err != nil {
-		return imports.EventFailed, d
-	}
-	d.TotalRows, d.Imported, d.RejectedCount = r.TotalRows, r.Imported, len(r.Rejected)
-	for _, rj := range r.Rejected[:min(len(r.Rejected), maxRejectedInEvent)] {
-		d.Rejected = append(d.Rejected, RejectedRow(rj))
-	}
-	d.ResultURL = w.public.Load().String() + resourceURL(j)
-	return r.Event(), d
-}
-
-// ---- operations: secrets, delivery log, redelivery ----
+// errNoWebhooks refuses a callback_url when the sandbox has no webhooks.
+var errNoWebhooks = errors.New("webhooks are not configured on this sandbox")
 
 // WebhookSecret is an API key's signing secret.
 type WebhookSecret struct {
@@ -408,6 +127,9 @@ type RedeliverOutput struct {
 }
 
 func (h *handlers) registerWebhooks(api huma.API) {
+	if h.Webhooks == nil {
+		return
+	}
 	get := huma.Operation{
 		OperationID: "getWebhookSecret",
 		Method:      http.MethodGet,
@@ -420,7 +142,7 @@ func (h *handlers) registerWebhooks(api huma.API) {
 	}
 	h.documentProblems(api, &get, problems.Unauthorized)
 	huma.Register(api, get, func(ctx context.Context, _ *struct{}) (*WebhookSecretOutput, error) {
-		set, err := h.webhooks().cfg.Secrets.Get(owner(ctx))
+		set, err := h.Webhooks.Secrets.Get(ctx, owner(ctx))
 		if err != nil {
 			return nil, h.problemFor(ctx, err, get.Path)
 		}
@@ -440,7 +162,7 @@ func (h *handlers) registerWebhooks(api huma.API) {
 	}
 	h.documentProblems(api, &rot, problems.Unauthorized)
 	huma.Register(api, rot, func(ctx context.Context, _ *struct{}) (*WebhookSecretOutput, error) {
-		set, err := h.webhooks().cfg.Secrets.Rotate(owner(ctx))
+		set, err := h.Webhooks.Secrets.Rotate(ctx, owner(ctx))
 		if err != nil {
 			return nil, h.problemFor(ctx, err, rot.Path)
 		}
@@ -499,44 +221,10 @@ func (h *handlers) registerWebhooks(api huma.API) {
 	}
 }
 
-// webhooks returns the webhook side, or a stand-in that refuses everything
-// when the API was registered without one (tests of other parts).
-func (h *handlers) webhooks() *Webhooks {
-	if h.Webhooks != nil {
-		return h.Webhooks
-	}
-	w := &Webhooks{
-		cfg: WebhooksConfig{
-			Secrets: secrets.New(clock.Real(), 0, 1), Inboxes: inbox.New(inbox.Config{Clock: clock.Real(), MaxInboxes: 1}),
-			Attempts: NewAttemptLog(1, 1), Dispatcher: noDispatcher{}, Catalog: h.Catalog,
-			CheckCallback: func(string) error { return errors.New("webhooks are not configured") },
-			Clock:         clock.Real(), Logger: slog.New(slog.DiscardHandler), MaxMessages: 1,
-			Watch: func(context.Context, string, string) (jobs.Job, <-chan jobs.Job, func(), error) {
-				return jobs.Job{}, nil, func() {}, errors.New("webhooks are not configured")
-			},
-		},
-		ctx:  context.Background(),
-		sent: map[string]sentMessage{},
-	}
-	w.public.Store(&url.URL{Scheme: "http", Host: "localhost"})
-	return w
-}
-
-type noDispatcher struct{}
-
-func (noDispatcher) Enqueue(context.Context, webhooks.Endpoint, webhooks.Message) error {
-	return webhooks.ErrClosed
-}
-func (noDispatcher) Redeliver(context.Context, webhooks.Endpoint, webhooks.Message) error {
-	return webhooks.ErrClosed
-}
-func (noDispatcher) Enable(string)                     {}
-func (noDispatcher) Disabled(string) (time.Time, bool) { return time.Time{}, false }
-
 func (h *handlers) secretOutput(set secrets.Set) *WebhookSecretOutput {
 	out := &WebhookSecretOutput{CacheControl: "no-store", Body: WebhookSecret{
 		Secret: set.Current.Value, CreatedAt: set.Current.CreatedAt.UTC(),
-		GraceSeconds: int(h.webhooks().cfg.Secrets.Grace().Seconds()),
+		GraceSeconds: int(h.Webhooks.Secrets.Grace().Seconds()),
 		Note: "Deliveries are signed with this secret. POST /v1/webhooks/secret/rotate makes a new one; the previous one keeps signing " +
 			"(a second signature in webhook-signature) until previous_expires_at, so receivers can switch without losing a delivery.",
 	}}
@@ -573,32 +261,30 @@ func (h *handlers) deliveries(ctx context.Context, importID string) (Deliveries,
 	if err != nil {
 		return Deliveries{}, err
 	}
-	w := h.webhooks()
 	d := Deliveries{ImportID: importID, CallbackURL: in.CallbackURL, Attempts: []DeliveryAttempt{}}
-	switch m, ok := w.message(j.ID); {
-	case in.CallbackURL == "":
+	if in.CallbackURL == "" {
 		d.State = "no_callback"
 		return d, nil
-	case !ok:
-		d.State = "waiting_for_job"
-	default:
-		d.MessageID, d.EventType, d.State = m.msg.ID, m.msg.Type, "sending"
-		for _, a := range w.cfg.Attempts.List(m.msg.ID) {
-			da := DeliveryAttempt{Number: a.Number, At: a.At.UTC(), StatusCode: a.StatusCode,
-				LatencyMS: float64(a.Latency.Microseconds()) / 1000, Error: a.Error, Outcome: a.Outcome, Manual: a.Manual}
-			if !a.NextAttemptAt.IsZero() {
-				t := a.NextAttemptAt.UTC()
-				da.NextAttemptAt = &t
-			}
-			d.Attempts = append(d.Attempts, da)
-			if a.Final {
-				d.State = a.Outcome
-			} else {
-				d.State = "sending"
-			}
-		}
 	}
-	_, d.Disabled = w.cfg.Dispatcher.Disabled(j.Owner + " " + in.CallbackURL)
+	st, err := h.Webhooks.Service.Deliveries(ctx, j.Owner, j.ID, in.CallbackURL)
+	if err != nil {
+		return Deliveries{}, h.problemFor(ctx, err, instance)
+	}
+	d.Disabled = st.Disabled
+	if !st.Sent {
+		d.State = "waiting_for_job"
+		return d, nil
+	}
+	d.MessageID, d.EventType, d.State = st.MessageID, st.EventType, st.State
+	for _, a := range st.Attempts {
+		da := DeliveryAttempt{Number: a.Number, At: a.At.UTC(), StatusCode: a.StatusCode,
+			LatencyMS: float64(a.Latency.Microseconds()) / 1000, Error: a.Error, Outcome: a.Outcome, Manual: a.Manual}
+		if !a.NextAttemptAt.IsZero() {
+			t := a.NextAttemptAt.UTC()
+			da.NextAttemptAt = &t
+		}
+		d.Attempts = append(d.Attempts, da)
+	}
 	return d, nil
 }
 
@@ -608,27 +294,22 @@ func (h *handlers) redeliver(ctx context.Context, in *ImportIDParam) (*Redeliver
 	if err != nil {
 		return nil, err
 	}
-	w := h.webhooks()
-	m, ok := w.message(j.ID)
-	if !ok {
+	if input.CallbackURL == "" {
+		return nil, h.problemFor(ctx, notSentError{importID: in.ID, jobID: j.ID, why: "it has no callback_url"}, instance)
+	}
+	msgID, err := h.Webhooks.Service.Redeliver(ctx, j.Owner, j.ID)
+	switch {
+	case errors.Is(err, outbox.ErrNotSent):
 		why := "its job is " + string(j.Status) + "; the webhook is sent when the job ends"
-		if input.CallbackURL == "" {
-			why = "it has no callback_url"
+		if j.Status.Terminal() {
+			why = "its webhook could not be made (see the delivery log)"
 		}
 		return nil, h.problemFor(ctx, notSentError{importID: in.ID, jobID: j.ID, why: why}, instance)
-	}
-	w.reenable(m.owner, m.url)
-	ep, err := w.endpoint(m.owner, m.url)
-	if err == nil {
-		err = w.cfg.Dispatcher.Redeliver(w.ctx, ep, m.msg)
-	}
-	switch {
 	case errors.Is(err, webhooks.ErrAlreadyPending):
-		return nil, h.problemFor(ctx, pendingError{jobID: j.ID, messageID: m.msg.ID}, instance)
+		return nil, h.problemFor(ctx, pendingError{jobID: j.ID, messageID: msgID}, instance)
 	case err != nil:
 		return nil, h.problemFor(ctx, err, instance)
 	}
-	h.Logger.InfoContext(ctx, "import webhook redelivery", "job", j.ID, "msg_id", m.msg.ID)
 	d, err := h.deliveries(ctx, in.ID)
 	if err != nil {
 		return nil, err

@@ -18,12 +18,14 @@ func benchSandbox(b *testing.B) (*Server, string) {
 	b.Helper()
 	cfg := testConfig()
 	cfg.QueueSize, cfg.Workers, cfg.TimeScale, cfg.MaxJobsPerKey = 1_000_000, 64, 1, 1_000_000
-	s, err := New(cfg, Deps{Policies: noRateLimits()})
+	s, err := New(cfg, Deps{DB: newTestDB(b, ""), River: fastRiver, Policies: noRateLimits()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.Start(ctx)
+	if err := s.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
 	b.Cleanup(func() {
 		cancel()
 		c, done := context.WithTimeout(context.Background(), 10*time.Second)
@@ -123,13 +125,15 @@ func BenchmarkEventFanout(b *testing.B) {
 		b.Run(strconv.Itoa(subscribers), func(b *testing.B) {
 			cfg := testConfig()
 			cfg.TimeScale, cfg.MaxStreams = 1, subscribers
-			s, err := New(cfg, Deps{Policies: noRateLimits()})
+			s, err := New(cfg, Deps{DB: newTestDB(b, ""), River: fastRiver, Policies: noRateLimits()})
 			if err != nil {
 				b.Fatal(err)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			s.Start(ctx)
+			if err := s.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
 			srv := httptest.NewServer(s.Handler())
 			defer srv.Close()
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: subscribers, MaxConnsPerHost: 0}}

@@ -8,19 +8,24 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 )
 
 const usage = `Accepted sandbox: a live API that implements asynchronous 202 Accepted flows.
 
 Usage:
   sandbox serve [flags]          serve the API (and, with -site-dir, the docs site)
+  sandbox migrate [-database D]  apply the database migrations, then exit
   sandbox openapi [-out DIR]     write the spec and the error catalog to DIR
   sandbox help                   show this text
 
-Run 'sandbox serve -h' or 'sandbox openapi -h' for the flags.
+Run 'sandbox serve -h', 'sandbox migrate -h' or 'sandbox openapi -h' for the flags.
 `
 
 // Main runs the command in args and returns the process exit code.
@@ -33,6 +38,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], getenv, stderr)
+	case "migrate":
+		err = migrate(ctx, args[1:], getenv, stdout, stderr)
 	case "openapi":
 		err = openapi(args[1:], getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -66,12 +73,29 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	site, err := siteFS(cfg.SiteDir)
 	if err != nil {
 		return err
 	}
 	log := NewLogger(stderr, cfg)
-	s, err := New(cfg, Deps{Logger: log, Site: site})
+	unlock, err := lockDatabase(cfg.Database)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	db, err := openMigrated(ctx, cfg.Database, cfg.Migrate, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Warn("closing the database", "err", err)
+		}
+	}()
+	s, err := New(cfg, Deps{DB: db, Logger: log, Site: site})
 	if err != nil {
 		return err
 	}
@@ -80,6 +104,53 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 	}
 	return s.Run(ctx, ln)
+}
+
+// openMigrated opens the database, says where it is, and migrates it (or,
+// with apply false, checks that it is migrated).
+func openMigrated(ctx context.Context, name string, apply bool, log *slog.Logger) (sqldb.DB, error) {
+	db, err := OpenDatabase(ctx, name, log.With("component", "database"), time.Now)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("database", "at", db.Describe())
+	res, err := db.Migrate(ctx, apply)
+	if err != nil {
+		_ = db.Close()
+		if errors.Is(err, sqldb.ErrNotMigrated) {
+			return nil, fmt.Errorf("%w (or start serve with -migrate)", err)
+		}
+		return nil, err
+	}
+	if len(res.River)+len(res.App) > 0 {
+		log.Info("database migrated", "river_applied", res.River, "river_version", res.RiverVersion, "sandbox_applied", res.App, "sandbox_version", res.AppVersion)
+	}
+	return db, nil
+}
+
+// migrate applies the migrations for operators who run them apart from
+// serve (before a deploy of many replicas, say).
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg Config
+	envErr := bindFlags(fs, &cfg, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := envErr(); err != nil {
+		return err
+	}
+	if cfg.Database == "memory" {
+		return errors.New("-database memory: a database that ends with the process cannot be migrated ahead of time")
+	}
+	log := NewLogger(stderr, cfg)
+	db, err := openMigrated(ctx, cfg.Database, true, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "migrated", db.Describe())
+	return db.Close()
 }
 
 // Files the openapi command writes, and so what generated/ holds.
@@ -120,9 +191,15 @@ func openapi(args []string, getenv func(string) string, stdout, stderr io.Writer
 }
 
 // Artifacts renders what generated/ holds, from a sandbox built with cfg's
-// defaults: the same bytes every time for the same code.
+// defaults (on a throwaway database it never touches): the same bytes
+// every time for the same code.
 func Artifacts(cfg Config) (map[string][]byte, error) {
-	s, err := New(cfg, Deps{})
+	db, err := OpenDatabase(context.Background(), "memory", nil, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = db.Close() }()
+	s, err := New(cfg, Deps{DB: db})
 	if err != nil {
 		return nil, err
 	}

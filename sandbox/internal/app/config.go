@@ -25,8 +25,11 @@ type Config struct {
 	MaxKeys   int
 	// MaxJobsPerKey bounds one API key's unfinished jobs.
 	MaxJobsPerKey int
-	// ShutdownTimeout is how long a shutdown waits for running jobs.
+	// ShutdownTimeout is how long a shutdown waits for steps in progress.
 	ShutdownTimeout time.Duration
+	// DrainPeriod is how long a shutdown keeps answering (new jobs
+	// refused, /readyz 503) before it stops, for load balancers to notice.
+	DrainPeriod time.Duration
 	// MaxStreams is how many event streams one API key may hold open.
 	MaxStreams int
 	// CORSOrigins may call the API from a browser on another origin.
@@ -37,7 +40,18 @@ type Config struct {
 	// AllowPrivateCallbacks lets webhooks reach loopback and private
 	// addresses, for receivers on the operator's own machine or network.
 	AllowPrivateCallbacks bool
+	// Database names where everything lives: a SQLite file path (the
+	// default, DefaultDatabase), "memory" for a database that ends with
+	// the process, or a postgres:// URL for many replicas.
+	Database string
+	// Migrate applies the database migrations at start; without it a
+	// database that is not at this binary's version is refused.
+	Migrate bool
 }
+
+// DefaultDatabase is the SQLite file `serve` uses when -database is not
+// given: in a data directory under the working directory (git ignores it).
+const DefaultDatabase = ".data/sandbox.db"
 
 // envPrefix starts every environment variable the sandbox reads.
 const envPrefix = "ACCEPTED_"
@@ -69,15 +83,17 @@ func bindFlags(fs *flag.FlagSet, cfg *Config, getenv func(string) string) (errs 
 	fs.StringVar(&cfg.LogFormat, "log-format", env("LOG_FORMAT", "text"), "log `format`: text or json (env ACCEPTED_LOG_FORMAT)")
 	fs.StringVar(&cfg.DocsBase, "docs-base", env("DOCS_BASE", "http://localhost:8080"), "`URL` of the docs site; problem types are <URL>/errors#<code> (env ACCEPTED_DOCS_BASE)")
 	parse("WORKERS", "256", func(s string) (err error) { cfg.Workers, err = strconv.Atoi(s); return })
-	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "jobs that run at once (env ACCEPTED_WORKERS)")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "job steps this replica runs at once; a job waiting for its next step holds none (env ACCEPTED_WORKERS)")
 	parse("QUEUE_SIZE", "10000", func(s string) (err error) { cfg.QueueSize, err = strconv.Atoi(s); return })
-	fs.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "jobs that may wait for a worker; beyond it POSTs answer 503 (env ACCEPTED_QUEUE_SIZE)")
+	fs.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "unfinished jobs of all keys together; beyond it POSTs answer 503 (env ACCEPTED_QUEUE_SIZE)")
 	parse("MAX_KEYS", "100000", func(s string) (err error) { cfg.MaxKeys, err = strconv.Atoi(s); return })
-	fs.IntVar(&cfg.MaxKeys, "max-keys", cfg.MaxKeys, "sandbox API keys held in memory at most (env ACCEPTED_MAX_KEYS)")
+	fs.IntVar(&cfg.MaxKeys, "max-keys", cfg.MaxKeys, "sandbox API keys kept at most (env ACCEPTED_MAX_KEYS)")
 	parse("MAX_JOBS_PER_KEY", "1000", func(s string) (err error) { cfg.MaxJobsPerKey, err = strconv.Atoi(s); return })
 	fs.IntVar(&cfg.MaxJobsPerKey, "max-jobs-per-key", cfg.MaxJobsPerKey, "unfinished (queued or processing) jobs one API key may have; beyond it POSTs answer 429 (env ACCEPTED_MAX_JOBS_PER_KEY)")
 	parse("SHUTDOWN_TIMEOUT", "30s", func(s string) (err error) { cfg.ShutdownTimeout, err = time.ParseDuration(s); return })
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT/SIGTERM, how long to let running jobs finish (new ones get 503) before failing the rest with job_interrupted (env ACCEPTED_SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT/SIGTERM, how long to let steps in progress finish (new jobs get 503); unfinished jobs stay in the database and go on at the next start or on another replica (env ACCEPTED_SHUTDOWN_TIMEOUT)")
+	parse("DRAIN_PERIOD", "0s", func(s string) (err error) { cfg.DrainPeriod, err = time.ParseDuration(s); return })
+	fs.DurationVar(&cfg.DrainPeriod, "drain-period", cfg.DrainPeriod, "on SIGINT/SIGTERM, how long to keep answering (new jobs get 503 shutting_down, /readyz 503) before stopping, so a load balancer moves traffic to other replicas first (env ACCEPTED_DRAIN_PERIOD)")
 	parse("MAX_STREAMS", "5", func(s string) (err error) { cfg.MaxStreams, err = strconv.Atoi(s); return })
 	fs.IntVar(&cfg.MaxStreams, "max-streams", cfg.MaxStreams, "event streams one API key may hold open at once (env ACCEPTED_MAX_STREAMS)")
 	fs.Func("cors-origins", "comma-separated `origins` (such as https://docs.example.com, or *) whose pages may call the API from a browser; empty: same origin only (env ACCEPTED_CORS_ORIGINS)", func(s string) error {
@@ -86,6 +102,9 @@ func bindFlags(fs *flag.FlagSet, cfg *Config, getenv func(string) string) (errs 
 	})
 	cfg.CORSOrigins = parseOrigins(env("CORS_ORIGINS", ""))
 	fs.StringVar(&cfg.PublicURL, "public-url", env("PUBLIC_URL", ""), "`URL` clients reach the sandbox at, such as https://sandbox.example.com; inbox callback URLs and webhook links start with it (env ACCEPTED_PUBLIC_URL); empty: http://<addr>")
+	fs.StringVar(&cfg.Database, "database", env("DATABASE_URL", DefaultDatabase), "where state lives: a SQLite file `path`, memory (gone when the process ends), or postgres://user:pass@host/db for many replicas (env ACCEPTED_DATABASE_URL)")
+	parse("MIGRATE", "true", func(s string) (err error) { cfg.Migrate, err = strconv.ParseBool(s); return })
+	fs.BoolVar(&cfg.Migrate, "migrate", cfg.Migrate, "apply database migrations at start; with -migrate=false a database not at this version is refused (run `sandbox migrate` first) (env ACCEPTED_MIGRATE)")
 	parse("ALLOW_PRIVATE_CALLBACKS", "false", func(s string) (err error) { cfg.AllowPrivateCallbacks, err = strconv.ParseBool(s); return })
 	fs.BoolVar(&cfg.AllowPrivateCallbacks, "allow-private-callbacks", cfg.AllowPrivateCallbacks, "let webhooks reach loopback, private and link-local addresses, for local receivers; never on a public sandbox (env ACCEPTED_ALLOW_PRIVATE_CALLBACKS)")
 	return func() error { return errors.Join(envErrs...) }
@@ -105,6 +124,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("-shutdown-timeout %s: must not be negative", c.ShutdownTimeout))
+	}
+	if c.DrainPeriod < 0 {
+		errs = append(errs, fmt.Errorf("-drain-period %s: must not be negative", c.DrainPeriod))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format %q: must be text or json", c.LogFormat))

@@ -2,12 +2,14 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,16 +18,24 @@ import (
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
+	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 )
 
 // TestConformance checks the rows of ASYNC-CONFORMANCE.md that the report
 // and export flows cover, over a real listener. Subtests share one problem
 // log so that R16, last, can compare the catalog with what was really sent.
 func TestConformance(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) { testConformance(t, backend) })
+	}
+}
+
+// testConformance is the conformance suite on one database backend.
+func testConformance(t *testing.T, backend string) {
 	seen := newProblemLog()
-	ts := newSandbox(t, seen)
+	ts := newSandbox(t, seen, withBackend(backend))
 	// A real-time sandbox, for jobs that must still be running when checked.
-	slow := newSandbox(t, seen, withScale(1))
+	slow := newSandbox(t, seen, withScale(1), withBackend(backend))
 
 	t.Run("R1_instant_job_still_gets_202", func(t *testing.T) {
 		key := ts.key(t)
@@ -292,12 +302,16 @@ func TestConformance(t *testing.T) {
 		loc := r.Header.Get("Location")
 		waitFor(t, func() bool { return fs.do(t, http.MethodGet, loc, key, nil).StatusCode == http.StatusSeeOther })
 		fake.Advance(23 * time.Hour)
-		fs.s.Engine().Sweep(context.Background())
+		if err := fs.s.Engine().Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		if got := fs.do(t, http.MethodGet, loc, key, nil); got.StatusCode != http.StatusSeeOther {
 			t.Errorf("after 23 h: %d, want the job still there", got.StatusCode)
 		}
 		fake.Advance(time.Hour + time.Second)
-		fs.s.Engine().Sweep(context.Background())
+		if err := fs.s.Engine().Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		got := fs.do(t, http.MethodGet, loc, key, nil)
 		if got.StatusCode != http.StatusGone || got.json(t)["code"] != problems.JobExpired {
 			t.Errorf("after 24 h: %d %s, want 410 job_expired", got.StatusCode, got.body)
@@ -310,18 +324,21 @@ func TestConformance(t *testing.T) {
 		key := fs.key(t)
 		r := fs.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"outcome": "stall", "duration_seconds": 10}))
 		loc := r.Header.Get("Location")
-		// The worker reports its first step, then goes silent.
-		for i := 0; i < 100 && fs.do(t, http.MethodGet, loc, key, nil).json(t)["percent_complete"].(float64) == 0; i++ {
-			fake.Advance(2 * time.Second)
-			time.Sleep(5 * time.Millisecond)
-		}
+		// The worker reports its first step (due 2 s in), then goes silent.
+		waitFor(t, func() bool { return fs.do(t, http.MethodGet, loc, key, nil).json(t)["status"] == "processing" })
+		fake.Advance(2 * time.Second)
+		waitFor(t, func() bool { return fs.do(t, http.MethodGet, loc, key, nil).json(t)["percent_complete"].(float64) > 0 })
 		fake.Advance(15 * time.Second)
-		fs.s.Engine().Sweep(context.Background())
+		if err := fs.s.Engine().Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		if st := fs.do(t, http.MethodGet, loc, key, nil).json(t)["status"]; st != "processing" {
 			t.Fatalf("before twice the expected duration: %v, want processing", st)
 		}
 		fake.Advance(10 * time.Second)
-		fs.s.Engine().Sweep(context.Background())
+		if err := fs.s.Engine().Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		b := fs.do(t, http.MethodGet, loc, key, nil).json(t)
 		p, _ := b["error"].(map[string]any)
 		if b["status"] != "failed" || p == nil || p["code"] != problems.JobStalled {
@@ -560,15 +577,15 @@ func TestConformance(t *testing.T) {
 	// The problems of imports, webhooks and the inbox (webhooks_test.go).
 	t.Run("R31_webhook_problems", func(t *testing.T) { webhookProblems(t, ts) })
 
-	t.Run("shutdown_drains_then_interrupts", func(t *testing.T) {
+	t.Run("shutdown_drains_and_keeps_unfinished_jobs", func(t *testing.T) {
 		cfg := testConfig()
-		cfg.TimeScale, cfg.ShutdownTimeout = 1, 2*time.Second
-		sd := runServing(t, cfg, seen)
+		cfg.TimeScale, cfg.ShutdownTimeout, cfg.DrainPeriod = 1, 2*time.Second, 2*time.Second
+		sd := runServing(t, cfg, seen, backend)
 		s, sigterm, stopped := sd.s, sd.sigterm, sd.stopped
 		kr := sd.do(t, http.MethodPost, "/v1/sandbox/keys", "", nil)
 		key, keyID := kr.json(t)["key"].(string), kr.json(t)["key_id"].(string)
 		short := sd.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 0.2}))
-		long := sd.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 60}))
+		long := sd.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 4}))
 		sigterm()
 		// New jobs are refused, with a way back.
 		var refused response
@@ -579,7 +596,10 @@ func TestConformance(t *testing.T) {
 		if refused.json(t)["code"] != problems.ShuttingDown || refused.Header.Get("Retry-After") == "" {
 			t.Errorf("during drain: %s Retry-After %q", refused.body, refused.Header.Get("Retry-After"))
 		}
-		// Running work finishes, and its owner can still follow it.
+		if ready := sd.do(t, http.MethodGet, "/readyz", "", nil); ready.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("/readyz during drain: %d %s, want 503", ready.StatusCode, ready.body)
+		}
+		// Running work goes on, and its owner can still follow it.
 		polls := sd.mustFollow(t, key, short.Header.Get("Location"))
 		if polls[len(polls)-1].StatusCode != http.StatusSeeOther {
 			t.Errorf("short job during drain: %d", polls[len(polls)-1].StatusCode)
@@ -592,13 +612,59 @@ func TestConformance(t *testing.T) {
 		case <-time.After(15 * time.Second):
 			t.Fatal("the server did not stop")
 		}
-		// What outlived the deadline ended with its own code, not pending.
-		j, err := s.Engine().Get(context.Background(), keyID, long.json(t)["id"].(string))
-		if err != nil || j.Status != jobs.StatusFailed || j.Failure == nil || j.Failure.Code != problems.JobInterrupted {
-			t.Fatalf("long job after shutdown: %+v %v", j, err)
+		// What was not finished stays in the database, unfinished: the next
+		// start (here, a sandbox on the same database) takes it to its end.
+		id := long.json(t)["id"].(string)
+		j, err := s.Engine().Get(context.Background(), keyID, id)
+		if err != nil || j.Status.Terminal() {
+			t.Fatalf("long job after shutdown: %+v %v, want it unfinished", j, err)
 		}
-		e, _ := s.Catalog().Entry(j.Failure.Code)
-		seen.add(e.Code, e.Type)
+		next := newSandbox(t, seen, withScale(1), func(_ *Config, d *Deps) { d.DB = s.DB() })
+		after := next.mustFollow(t, key, long.Header.Get("Location"))
+		if last := after[len(after)-1]; last.StatusCode != http.StatusSeeOther {
+			t.Errorf("the long job after the restart ended %d %s, want 303", last.StatusCode, last.body)
+		}
+	})
+
+	t.Run("R38_a_worker_that_keeps_dying_ends_job_interrupted", func(t *testing.T) {
+		key := slow.key(t)
+		r := slow.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 60}))
+		id := r.json(t)["id"].(string)
+		// As River leaves a job after its attempts ran out; Recover (at
+		// start, and every 30 s on the leader) settles the job.
+		err := slow.s.DB().Tx(context.Background(), func(ctx context.Context, tx sqldb.Tx) error {
+			_, err := tx.Exec(ctx, `UPDATE river_job SET state = 'discarded', finalized_at = CURRENT_TIMESTAMP
+				WHERE id = (SELECT river_id FROM jobs WHERE id = ?)`, id)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := slow.s.Engine().Recover(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		b := slow.do(t, http.MethodGet, r.Header.Get("Location"), key, nil).json(t)
+		p, _ := b["error"].(map[string]any)
+		if b["status"] != "failed" || p == nil || p["code"] != problems.JobInterrupted {
+			t.Fatalf("after River gave up on its worker: %v, want failed with job_interrupted", b)
+		}
+		slow.checkCatalogProblem(t, p)
+	})
+
+	t.Run("readyz_answers_for_the_database", func(t *testing.T) {
+		if r := ts.do(t, http.MethodGet, "/readyz", "", nil); r.StatusCode != http.StatusOK || r.json(t)["status"] != "ready" {
+			t.Errorf("/readyz: %d %s, want 200 ready", r.StatusCode, r.body)
+		}
+		db := &unreachable{DB: newTestDB(t, backend)}
+		down := newSandbox(t, seen, func(_ *Config, d *Deps) { d.DB = db })
+		db.down.Store(true)
+		r := down.do(t, http.MethodGet, "/readyz", "", nil)
+		if r.StatusCode != http.StatusServiceUnavailable || r.json(t)["code"] != problems.DatabaseUnavailable || r.Header.Get("Retry-After") == "" {
+			t.Errorf("/readyz with the database closed: %d %s, want 503 database_unavailable with Retry-After", r.StatusCode, r.body)
+		}
+		if r := down.do(t, http.MethodGet, "/healthz", "", nil); r.StatusCode != http.StatusOK {
+			t.Errorf("/healthz with the database closed: %d, want 200 (liveness asks nothing of the database)", r.StatusCode)
+		}
 	})
 
 	t.Run("too_many_unfinished_jobs_per_key", func(t *testing.T) {
@@ -653,4 +719,18 @@ func waitFor(t testing.TB, cond func() bool) {
 func asSlice(v any) []any {
 	a, _ := v.([]any)
 	return a
+}
+
+// unreachable is a database whose Ping fails once down is set, as a
+// database a replica lost its connection to would.
+type unreachable struct {
+	sqldb.DB
+	down atomic.Bool
+}
+
+func (u *unreachable) Ping(ctx context.Context) error {
+	if u.down.Load() {
+		return errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")
+	}
+	return u.DB.Ping(ctx)
 }

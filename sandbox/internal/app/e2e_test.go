@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"flag"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -166,7 +168,7 @@ func TestServe(t *testing.T) {
 	var errb bytes.Buffer
 	addr := freeAddr(t)
 	go func() {
-		done <- Main(ctx, []string{"serve", "-addr", addr, "-site-dir", site}, func(string) string { return "" }, &bytes.Buffer{}, &errb)
+		done <- Main(ctx, []string{"serve", "-database", "memory", "-addr", addr, "-site-dir", site}, func(string) string { return "" }, &bytes.Buffer{}, &errb)
 	}()
 	var res *http.Response
 	var err error
@@ -232,7 +234,7 @@ func TestKeyCreationIsLimitedPerAddress(t *testing.T) {
 func TestServeOnPortZero(t *testing.T) {
 	cfg := testConfig()
 	cfg.Addr = "localhost:0"
-	sd := runServing(t, cfg, nil)
+	sd := runServing(t, cfg, nil, "")
 	t.Cleanup(func() {
 		sd.sigterm()
 		if err := <-sd.stopped; err != nil {
@@ -261,4 +263,60 @@ func TestServeOnPortZero(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("no webhook reached the inbox")
+}
+
+// TestOneProcessPerSQLiteFile: a second serve on the SQLite file another
+// one uses is refused with a message saying what to do, since its workers'
+// changes would never reach the first one's event streams.
+func TestOneProcessPerSQLiteFile(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "data", "sandbox.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var first syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"serve", "-database", db, "-addr", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard, &first)
+	}()
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(first.String(), "sandbox listening") {
+		select {
+		case code := <-done:
+			t.Fatalf("the first serve exited (%d): %s", code, first.String())
+		case <-deadline:
+			t.Fatalf("the first serve did not listen in 30 s: %s", first.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	var second bytes.Buffer
+	if code := Main(context.Background(), []string{"serve", "-database", db, "-addr", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard, &second); code != 1 ||
+		!strings.Contains(second.String(), "in use by another sandbox process") {
+		t.Errorf("a second serve on the same file: exit %d, %q", code, second.String())
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("the first serve exited %d after its signal: %s", code, first.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first serve did not stop in 30 s")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

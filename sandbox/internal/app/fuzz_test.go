@@ -50,7 +50,7 @@ func FuzzPostBodies(f *testing.F) {
 	}
 	cfg := testConfig()
 	cfg.QueueSize, cfg.Workers, cfg.TimeScale = 1_000_000, 4, 0.0001
-	s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Policies: noRateLimits()})
+	s, err := New(cfg, Deps{DB: newTestDB(f, ""), River: fastRiver, Logger: slog.New(slog.DiscardHandler), Policies: noRateLimits()})
 	if err != nil {
 		f.Fatal(err)
 	}

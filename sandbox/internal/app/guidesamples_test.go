@@ -80,7 +80,7 @@ func TestGuideSamples(t *testing.T) {
 	}
 	// Served as `make run` serves it: on 127.0.0.1, so its inbox URLs say
 	// 127.0.0.1, while the pages write localhost.
-	sv := runServing(t, testConfig(), nil)
+	sv := runServing(t, testConfig(), nil, "")
 	t.Cleanup(func() {
 		sv.sigterm()
 		if err := <-sv.stopped; err != nil {

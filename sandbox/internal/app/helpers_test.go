@@ -18,6 +18,9 @@ import (
 
 	"github.com/accepted-dev/accepted/sandbox/internal/api"
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
+	"github.com/accepted-dev/accepted/sandbox/internal/pgtest"
+	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
+	"github.com/riverqueue/river"
 )
 
 // testSandbox is a real sandbox on a real listener (127.0.0.1:0).
@@ -64,7 +67,46 @@ func testDeps() Deps {
 			policies[i].Burst = 10000
 		}
 	}
-	return Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: policies}
+	return Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Policies: policies, River: fastRiver}
+}
+
+// newTestDB opens a migrated throwaway database: SQLite unless name says
+// otherwise ("postgres": a fresh PostgreSQL database from pgtest).
+func newTestDB(t testing.TB, name string) sqldb.DB {
+	t.Helper()
+	ctx := context.Background()
+	url := "memory"
+	if name == "postgres" {
+		url = pgtest.URL(t)
+	}
+	db, err := OpenDatabase(ctx, url, nil, time.Now)
+	if err != nil {
+		t.Fatalf("opening the %s database: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("closing the database: %v", err)
+		}
+	})
+	if _, err := db.Migrate(ctx, true); err != nil {
+		t.Fatalf("migrating the %s database: %v", name, err)
+	}
+	return db
+}
+
+// fastRiver makes River look for work often, so that tests of jobs that
+// take milliseconds are not paced by its polling.
+func fastRiver(c *river.Config) {
+	c.FetchCooldown, c.FetchPollInterval = 2*time.Millisecond, 20*time.Millisecond
+	for name, q := range c.Queues {
+		q.FetchPollInterval = 20 * time.Millisecond
+		c.Queues[name] = q
+	}
+}
+
+// withBackend runs the sandbox on another database ("postgres").
+func withBackend(name string) func(*Config, *Deps) {
+	return func(c *Config, d *Deps) { d.backend = name }
 }
 
 // newSandbox starts a sandbox; opts adjust its config and deps.
@@ -75,12 +117,18 @@ func newSandbox(t testing.TB, seen *problemLog, opts ...func(*Config, *Deps)) *t
 	for _, o := range opts {
 		o(&cfg, &d)
 	}
+	if d.DB == nil {
+		d.DB = newTestDB(t, d.backend)
+	}
 	s, err := New(cfg, d)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.Start(ctx)
+	if err := s.Start(ctx); err != nil {
+		cancel()
+		t.Fatalf("Start: %v", err)
+	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		srv.Close()
@@ -287,9 +335,11 @@ type serving struct {
 	stopped chan error         // Run's result
 }
 
-func runServing(t testing.TB, cfg Config, seen *problemLog) *serving {
+func runServing(t testing.TB, cfg Config, seen *problemLog, backend string) *serving {
 	t.Helper()
-	s, err := New(cfg, testDeps())
+	d := testDeps()
+	d.DB = newTestDB(t, backend)
+	s, err := New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,18 +28,22 @@ func TestReliabilityUnderLoad(t *testing.T) {
 	if testing.Short() {
 		load = time.Second
 	}
+	// The database is the test's: its connections outlive the sandbox.
+	db := newTestDB(t, "")
 	baseline := runtime.NumGoroutine()
 
 	cfg := testConfig()
 	cfg.TimeScale, cfg.Workers, cfg.QueueSize, cfg.AllowPrivateCallbacks = 0.001, 8, 200, true
-	d := Deps{Logger: slog.New(slog.DiscardHandler)}
+	d := Deps{DB: db, River: fastRiver, Logger: slog.New(slog.DiscardHandler)}
 	withoutLimits(&cfg, &d)
 	s, err := New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.Start(ctx)
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(s.Handler())
 	ts := &testSandbox{s: s, srv: srv, clock: s.clock, seen: newProblemLog()}
 	closed := false

@@ -70,12 +70,14 @@ func scaleOnce(b *testing.B, jobs, streams int) {
 	cfg.Workers = 256
 	cfg.MaxKeys = jobs/jobsPerKey + 10
 	cfg.MaxStreams = jobsPerKey
-	s, err := New(cfg, Deps{Policies: noRateLimits()})
+	s, err := New(cfg, Deps{DB: newTestDB(b, ""), River: fastRiver, Policies: noRateLimits()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.Start(ctx)
+	if err := s.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
 	defer func() {
 		cancel()
 		c, done := context.WithTimeout(context.Background(), 30*time.Second)
@@ -127,7 +129,9 @@ func scaleOnce(b *testing.B, jobs, streams int) {
 	b.ReportMetric(float64(withJobs.goroutines), "goroutines-with-jobs")
 
 	t0 = time.Now()
-	s.Engine().Sweep(ctx)
+	if err := s.Engine().Sweep(ctx); err != nil {
+		b.Fatal(err)
+	}
 	b.ReportMetric(float64(time.Since(t0).Microseconds())/1000, "sweep-ms")
 
 	// 10,000 event streams, one per job, each on its own connection.

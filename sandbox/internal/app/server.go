@@ -16,10 +16,12 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/riverqueue/river"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/api"
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
@@ -28,31 +30,39 @@ import (
 	"github.com/accepted-dev/accepted/sandbox/internal/imports"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/keys"
-	"github.com/accepted-dev/accepted/sandbox/internal/memstore"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
 	"github.com/accepted-dev/accepted/sandbox/internal/ratelimit"
 	"github.com/accepted-dev/accepted/sandbox/internal/reports"
+	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 )
 
 // Version of the API, as published in the spec.
 const Version = "1.0.0"
 
-// Server is one sandbox: its engine, its API and its HTTP handler.
+// Server is one sandbox: its engine, its API and its HTTP handler, on a
+// database it is given.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	clock   clock.Clock
+	db      sqldb.DB
+	queue   sqldb.Queue
 	engine  *jobs.Engine
-	store   *memstore.Store
+	idem    *idempotency.Store
 	catalog *problems.Catalog
 	api     huma.API
 	limiter *ratelimit.Limiter
 	handler http.Handler
 	hooks   *webhookParts // imports' webhooks, secrets and inboxes (webhooks.go)
+
+	draining atomic.Bool // a shutdown began: /readyz answers 503
 }
 
-// Deps are what a Server takes from outside; zero values get defaults.
+// Deps are what a Server takes from outside; zero values get defaults,
+// but for DB.
 type Deps struct {
+	// DB is where everything lives, migrated (OpenDatabase, then Migrate).
+	DB     sqldb.DB
 	Logger *slog.Logger
 	Clock  clock.Clock
 	// Site is the built static site; nil serves the API only.
@@ -62,6 +72,13 @@ type Deps struct {
 	// CheckCallback replaces the parse-time check of callback URLs (tests
 	// of the connect-time check let through what a DNS-rebinding host would).
 	CheckCallback func(raw string) error
+	// River tunes the job queue (tests make it poll faster); nil keeps
+	// the defaults of RiverConfig.
+	River func(*river.Config)
+	// Fault injects failures at named points, for tests (api.Deps.Fault).
+	Fault func(point string) error
+
+	backend string // tests: the database newSandbox opens when DB is nil
 }
 
 // DefaultPolicies are the sandbox's rate limits: polling may be brisk,
@@ -74,10 +91,16 @@ func DefaultPolicies() []ratelimit.Policy {
 	}
 }
 
-// New builds a sandbox. It starts nothing: call Start (or Run).
+// idempotencyTTL is how long Idempotency-Key records are kept.
+const idempotencyTTL = 24 * time.Hour
+
+// New builds a sandbox on d.DB. It starts nothing: call Start (or Run).
 func New(cfg Config, d Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if d.DB == nil {
+		return nil, errors.New("app: Deps.DB is nil: open the database with OpenDatabase")
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
@@ -88,21 +111,28 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Policies == nil {
 		d.Policies = DefaultPolicies()
 	}
-	s := &Server{cfg: cfg, log: d.Logger, clock: d.Clock, catalog: problems.New(cfg.DocsBase)}
-	s.store = memstore.New()
-	engine, err := jobs.New(jobs.Config{
-		Clock: d.Clock, Store: s.store, Logger: d.Logger.With("component", "jobs"),
-		Workers: cfg.Workers, QueueSize: cfg.QueueSize, Retention: cfg.Retention, MaxActivePerOwner: cfg.MaxJobsPerKey,
-		Work: map[jobs.Kind]jobs.Work{
-			reports.Kind: reports.Work(d.Clock, cfg.TimeScale),
-			exports.Kind: exports.Work(d.Clock, cfg.TimeScale),
-			imports.Kind: imports.Work(d.Clock, cfg.TimeScale),
-		},
+	s := &Server{cfg: cfg, log: d.Logger, clock: d.Clock, db: d.DB, catalog: problems.New(cfg.DocsBase)}
+	var err error
+	// Imports' webhooks, signing secrets and the built-in inbox (webhooks.go).
+	s.hooks, err = newWebhooks(cfg, d, s, func() http.Handler { return s.handler })
+	if err != nil {
+		return nil, err
+	}
+	s.engine, err = jobs.New(jobs.Config{
+		DB: d.DB, Clock: d.Clock, Logger: d.Logger.With("component", "jobs"),
+		Workers: cfg.Workers, QueueSize: cfg.QueueSize, Retention: cfg.Retention, MaxUnfinishedPerOwner: cfg.MaxJobsPerKey,
+		Kinds:    map[jobs.Kind]jobs.Work{reports.Kind: reports.Work(), exports.Kind: exports.Work(), imports.Kind: imports.Work()},
+		OnFinish: []func(context.Context, sqldb.Tx, jobs.Job) error{s.hooks.onFinish},
+		// A fake clock moves only when a test says: a job waiting for its
+		// next step looks at it often, so it notices promptly.
+		MaxSnooze: maxSnooze(d.Clock),
+		// River's rescuer runs every 30 s on the leader, whose lease lasts
+		// up to 15 s after it died.
+		RescueGrace: RiverConfig(cfg, d.Logger).RescueStuckJobsAfter + 45*time.Second,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the job engine: %w", err)
 	}
-	s.engine = engine
 	s.limiter, err = ratelimit.New(ratelimit.Config{
 		Clock: d.Clock, Logger: d.Logger.With("component", "ratelimit"),
 		Policies: d.Policies, MaxConcurrent: cfg.MaxStreams,
@@ -110,13 +140,28 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the rate limiter: %w", err)
 	}
+	s.idem = idempotency.New(d.DB, idempotency.Config{TTL: idempotencyTTL, Clock: d.Clock, Logger: d.Logger.With("component", "idempotency")})
 
-	const idempotencyTTL = 24 * time.Hour
-	idem := idempotency.NewMemory(idempotency.Config{TTL: idempotencyTTL, Clock: d.Clock, Logger: d.Logger.With("component", "idempotency")})
-
-	// Imports' webhooks, signing secrets and the built-in inbox (webhooks.go).
-	s.hooks, err = newWebhooks(cfg, d, s, func() http.Handler { return s.handler })
+	workers := river.NewWorkers()
+	if err := s.engine.Register(workers); err != nil {
+		return nil, err
+	}
+	if err := river.AddWorkerSafely(workers, &housekeepingWorker{s: s}); err != nil {
+		return nil, fmt.Errorf("registering River workers: %w", err)
+	}
+	hookJobs, err := s.hooks.register(workers)
 	if err != nil {
+		return nil, err
+	}
+	rc := RiverConfig(cfg, d.Logger)
+	rc.Workers = workers
+	rc.PeriodicJobs = append(append(s.engine.PeriodicJobs(), housekeepingJob()), hookJobs...)
+	name, qc := webhookQueue()
+	rc.Queues[name] = qc
+	if d.River != nil {
+		d.River(rc)
+	}
+	if s.queue, err = d.DB.NewQueue(rc); err != nil {
 		return nil, err
 	}
 
@@ -124,14 +169,49 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.api = humago.New(mux, api.Config("Accepted sandbox", Version))
 	describe(s.api.OpenAPI(), cfg, publicURL(cfg))
 	api.Register(s.api, api.Deps{
-		Engine: engine, Keys: keys.NewRegistry(cfg.MaxKeys, d.Clock.Now), Catalog: s.catalog,
+		Engine: s.engine, Keys: keys.New(d.DB, cfg.MaxKeys, d.Clock.Now), Catalog: s.catalog,
 		Clock: d.Clock, Logger: d.Logger.With("component", "api"), Scale: cfg.TimeScale,
 		Limiter: s.limiter, Retention: cfg.Retention, Webhooks: s.hooks.api,
-		Idempotency: idem, IdempotencyTTL: idempotencyTTL,
+		Idempotency: s.idem, IdempotencyTTL: idempotencyTTL, Fault: d.Fault,
 	})
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
 	s.handler = s.routes(mux, d.Site)
 	return s, nil
+}
+
+// maxSnooze is how long a job waiting for its next step goes unlooked-at:
+// the engine's default on the wall clock; briefly on a fake clock, which
+// moves only when a test says, so the job notices promptly.
+func maxSnooze(clk clock.Clock) time.Duration {
+	if clk == clock.Real() {
+		return 0
+	}
+	return 10 * time.Millisecond
+}
+
+// RiverConfig is how the sandbox runs River: a queue for job steps as
+// wide as -workers, one for maintenance; fetching often enough that a
+// step due now starts within tens of milliseconds; River's own rows of
+// finished jobs kept an hour (the jobs table keeps what clients read).
+func RiverConfig(cfg Config, log *slog.Logger) *river.Config {
+	return &river.Config{
+		Logger: log.With("component", "river"),
+		Queues: map[string]river.QueueConfig{
+			jobs.QueueJobs:        {MaxWorkers: cfg.Workers, FetchPollInterval: 50 * time.Millisecond},
+			jobs.QueueMaintenance: {MaxWorkers: 2},
+		},
+		FetchCooldown:               10 * time.Millisecond,
+		FetchPollInterval:           200 * time.Millisecond,
+		CompletedJobRetentionPeriod: time.Hour,
+		CancelledJobRetentionPeriod: time.Hour,
+		// A step takes milliseconds, a webhook attempt at most its timeout
+		// (10 s, scaled): a River job running longer than this lost its
+		// worker with its replica, and River's rescuer (every 30 s, on the
+		// leader) hands it to another.
+		JobTimeout:           jobs.RunTimeout,
+		RescueStuckJobsAfter: max(30*time.Second, time.Duration(float64(10*time.Second)*cfg.TimeScale)+20*time.Second),
+	}
 }
 
 // localURL is where `make run` serves the sandbox, named in the spec's
@@ -166,29 +246,81 @@ func (s *Server) Catalog() *problems.Catalog { return s.catalog }
 // Engine is the job engine, for tests.
 func (s *Server) Engine() *jobs.Engine { return s.engine }
 
-// JobCount is how many jobs the store holds, for tests that check nothing
-// was created.
-func (s *Server) JobCount(ctx context.Context) (int, error) { return s.store.Count(ctx) }
+// JobCount is how many jobs the database holds, tombstones included, for
+// tests that check nothing was created.
+func (s *Server) JobCount(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.Read().QueryRow(ctx, `SELECT COUNT(*) FROM jobs`).Scan(&n)
+	return n, err
+}
+
+// DB is the database the sandbox runs on.
+func (s *Server) DB() sqldb.DB { return s.db }
 
 // Handler is the whole HTTP surface: API, spec, health, and site.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Start starts background work (workers, sweeper) on ctx, which must outlive
-// every request: jobs keep running after the 202 is sent.
-func (s *Server) Start(ctx context.Context) { s.engine.Start(ctx) }
-
-// Close stops the engine, waiting for running work up to ctx's deadline,
-// then the webhooks.
-func (s *Server) Close(ctx context.Context) error {
-	err := s.engine.Close(ctx)
-	return errors.Join(err, s.hooks.close(ctx, s.log))
+// Start starts background work on ctx, which must outlive every request:
+// jobs keep running after the 202 is sent. It recovers what an earlier
+// run left (see jobs.Engine.Recover) and starts River.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.engine.Start(ctx); err != nil {
+		return fmt.Errorf("starting the job engine: %w", err)
+	}
+	if err := s.hooks.start(ctx); err != nil {
+		return err
+	}
+	if err := s.queue.Start(ctx); err != nil {
+		return fmt.Errorf("starting the job queue: %w", err)
+	}
+	return nil
 }
 
+// Close stops River, letting steps in progress finish until ctx ends (what
+// is left runs again at the next start, or on another replica), then ends
+// event streams and the webhooks. The database stays open: its opener
+// closes it.
+func (s *Server) Close(ctx context.Context) error {
+	s.engine.Drain()
+	err := s.queue.Stop(ctx)
+	return errors.Join(err, s.engine.Close(ctx), s.hooks.close(ctx, s.log))
+}
+
+// healthz is liveness: the process answers. It asks nothing of the
+// database, so a database outage does not get replicas restarted.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	st := s.engine.Stats()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "queued": st.Queued, "running": st.Running})
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok"})
+}
+
+// readyz is readiness: the database answers within a second, and this
+// replica is not shutting down. A load balancer sends traffic only to a
+// ready replica. Not ready is a problem: shutting_down or
+// database_unavailable.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	var err error
+	switch {
+	case s.draining.Load():
+		err = jobs.ErrClosed
+	default:
+		if perr := s.db.Ping(ctx); perr != nil {
+			err = fmt.Errorf("%w: %w", api.ErrDatabaseUnavailable, perr)
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if err != nil {
+		writeProblem(w, api.ProblemFor(s.catalog, err, r.URL.Path))
+		return
+	}
+	body := map[string]any{"status": "ready", "database": s.db.Describe()}
+	if st, err := s.engine.Stats(ctx); err == nil {
+		body["queued"], body["running"] = st.Queued, st.Running
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // routes puts the API and the site behind one handler, answers unknown API
@@ -210,7 +342,7 @@ func (s *Server) routes(mux *http.ServeMux, site fs.FS) http.Handler {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
-		isAPI := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/healthz" || strings.HasPrefix(r.URL.Path, "/openapi")
+		isAPI := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || strings.HasPrefix(r.URL.Path, "/openapi")
 		if !isAPI && static != nil {
 			h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 			static.ServeHTTP(w, r)
@@ -232,7 +364,11 @@ func (s *Server) notRouted(w http.ResponseWriter, r *http.Request, mux *http.Ser
 			allow = append(allow, m)
 		}
 	}
-	p := api.ProblemFor(s.catalog, api.RouteError{Method: r.Method, Path: r.URL.Path, Allow: allow}, r.URL.Path)
+	writeProblem(w, api.ProblemFor(s.catalog, api.RouteError{Method: r.Method, Path: r.URL.Path, Allow: allow}, r.URL.Path))
+}
+
+// writeProblem answers p from a plain handler.
+func writeProblem(w http.ResponseWriter, p *problems.Problem) {
 	for k, vs := range p.GetHeaders() {
 		w.Header()[k] = vs
 	}
@@ -277,12 +413,14 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		// -addr may name port 0 or a host name: the listener knows the
 		// address clients (and the inbox URLs) must use.
 		u := listenURL(s.cfg.Addr, ln.Addr().String())
-		if err := s.hooks.api.SetPublicURL(u); err != nil {
+		if err := s.hooks.setPublicURL(u); err != nil {
 			return err
 		}
 		describe(s.api.OpenAPI(), s.cfg, u)
 	}
-	s.Start(bg)
+	if err := s.Start(bg); err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -294,7 +432,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("sandbox listening", "url", "http://"+ln.Addr().String(), "site", s.cfg.SiteDir != "", "time_scale", s.cfg.TimeScale)
+	s.log.Info("sandbox listening", "url", "http://"+ln.Addr().String(), "site", s.cfg.SiteDir != "", "time_scale", s.cfg.TimeScale, "database", s.db.Describe())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving: %w", err)
@@ -304,31 +442,33 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 }
 
 // shutdown stops gracefully, in an order that loses nothing accepted:
-//  1. drain: the server keeps answering, so clients can still poll and
-//     stream, but new jobs get 503 shutting_down with Retry-After, while
-//     running jobs get up to -shutdown-timeout to finish;
-//  2. close the engine: jobs still unfinished fail with job_interrupted
-//     (their owners see a final state, not a job pending forever), and the
-//     webhooks still waiting for a retry are logged with their state;
+//  1. drain: for -drain-period the server keeps answering, so clients can
+//     still poll and stream, but new jobs get 503 shutting_down with
+//     Retry-After and /readyz answers 503, so a load balancer moves on;
+//  2. stop River: steps in progress get up to -shutdown-timeout to finish;
+//     jobs not finished stay in the database, and go on at the next start
+//     or on another replica (so do webhooks waiting for a retry);
 //  3. end the event streams and stop the HTTP server.
 func (s *Server) shutdown(srv *http.Server, endStreams context.CancelFunc) error {
-	s.log.Info("shutting down: accepting no new jobs", "wait_for_running", s.cfg.ShutdownTimeout)
+	s.log.Info("shutting down: accepting no new jobs", "drain_period", s.cfg.DrainPeriod, "wait_for_steps", s.cfg.ShutdownTimeout)
+	s.draining.Store(true)
+	s.engine.Drain()
+	if s.cfg.DrainPeriod > 0 {
+		time.Sleep(s.cfg.DrainPeriod)
+	}
 	drain, cancelDrain := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancelDrain()
-	if err := s.engine.Drain(drain); err != nil {
-		s.log.Warn("shutting down: jobs left unfinished are failed with job_interrupted", "err", err)
-	}
-	closing, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancelClose()
 	var err error
-	if cerr := s.Close(closing); cerr != nil {
-		err = fmt.Errorf("stopping the engine: %w", cerr)
+	if cerr := s.Close(drain); cerr != nil {
+		err = fmt.Errorf("stopping the job queue: %w", cerr)
 	}
 	endStreams()
+	closing, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelClose()
 	if serr := srv.Shutdown(closing); serr != nil {
 		err = errors.Join(err, fmt.Errorf("stopping the HTTP server: %w", serr))
 	}
-	s.log.Info("stopped")
+	s.log.Info("stopped: unfinished jobs go on at the next start")
 	return err
 }
 

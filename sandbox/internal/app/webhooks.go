@@ -2,9 +2,7 @@ package app
 
 import (
 	"bytes"
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,24 +12,20 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/api"
+	"github.com/accepted-dev/accepted/sandbox/internal/callbacks"
+	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/inbox"
+	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
+	"github.com/accepted-dev/accepted/sandbox/internal/outbox"
 	"github.com/accepted-dev/accepted/sandbox/internal/safedial"
 	"github.com/accepted-dev/accepted/sandbox/internal/secrets"
-	"github.com/accepted-dev/accepted/sandbox/internal/webhooks"
+	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 )
-
-// webhookParts are the pieces behind imports' webhooks: the dispatcher
-// (whose client checks addresses at connect time, R31, and serves the
-// built-in inbox in-process), the signing secrets, the inboxes, and the
-// API's side of them.
-type webhookParts struct {
-	dispatcher *webhooks.Dispatcher
-	api        *api.Webhooks
-	inboxes    *inbox.Store
-	secrets    *secrets.Store
-}
 
 // publicURL is cfg.PublicURL, or http://<addr> with a wildcard host
 // replaced by localhost.
@@ -59,15 +53,44 @@ func listenURL(addr, actual string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// newWebhooks builds the webhook parts; handler is the server's whole HTTP
-// surface, read when an inbox delivery is made (after New has set it).
+// webhookParts are the pieces behind imports' webhooks, all on the
+// database: the signing secrets, the built-in inboxes, the outbox that
+// delivers (River workers; its client checks addresses at connect time,
+// R31, and serves the built-in inbox in-process), the service that makes
+// an ended import's webhook, and the API's view of them.
+type webhookParts struct {
+	secrets *secrets.Store
+	inboxes *inbox.Store
+	outbox  *outbox.Outbox
+	service *callbacks.Service
+	api     *api.Webhooks
+}
+
+// Sizes of the webhook parts.
+const (
+	// webhookWorkers is how many deliveries run at once on a replica.
+	webhookWorkers = 32
+	// webhookSnoozeFakeClock: on a clock other than the wall clock (a
+	// test's fake, which only moves when the test moves it) a delivery
+	// waiting for its retry looks at the clock this often.
+	webhookSnoozeFakeClock = 20 * time.Millisecond
+)
+
+// newWebhooks builds the webhook parts on d.DB (s gives the error
+// catalog). handler is the server's whole HTTP surface, read when an
+// inbox delivery is made (after New has set it). Build them before the job
+// engine, whose OnFinish must include the parts' onFinish; then register
+// their River workers (register), give River their queue (webhookQueue),
+// start them with the server (start) and close them after River stopped
+// (close).
 func newWebhooks(cfg Config, d Deps, s *Server, handler func() http.Handler) (*webhookParts, error) {
 	log := d.Logger.With("component", "webhooks")
-	p := &webhookParts{secrets: secrets.New(d.Clock, secrets.DefaultGrace, cfg.MaxKeys)}
-	p.inboxes = inbox.New(inbox.Config{Clock: d.Clock, Secrets: func(owner string) ([]string, error) {
-		set, err := p.secrets.Get(owner)
-		return set.Active(), err
-	}})
+	p := &webhookParts{secrets: secrets.New(d.DB, d.Clock, secrets.DefaultGrace)}
+	var err error
+	p.inboxes, err = inbox.New(inbox.Config{DB: d.DB, Clock: d.Clock, Logger: log, Secrets: p.secrets.Active})
+	if err != nil {
+		return nil, err
+	}
 
 	policy := safedial.Policy{}
 	if cfg.AllowPrivateCallbacks {
@@ -75,44 +98,76 @@ func newWebhooks(cfg Config, d Deps, s *Server, handler func() http.Handler) (*w
 	}
 	client := policy.Client()
 	client.Transport = &inboxTransport{parts: p, handler: handler, next: client.Transport}
-	attempts := api.NewAttemptLog(100, 10_000)
-	var err error
-	p.dispatcher, err = webhooks.NewDispatcher(webhooks.Config{
-		Client: client, Log: attempts, Logger: log, Clock: d.Clock, TimeScale: cfg.TimeScale,
-		Workers: 32, MaxPending: 10_000, UserAgent: "Accepted-Sandbox-Webhooks/1 (+https://www.standardwebhooks.com)",
+	var maxSnooze time.Duration
+	if d.Clock != clock.Real() {
+		maxSnooze = webhookSnoozeFakeClock
+	}
+	p.outbox, err = outbox.New(outbox.Config{
+		DB: d.DB, Client: client, Secrets: p.secrets.Active, Clock: d.Clock, Logger: log,
+		TimeScale: cfg.TimeScale, Retention: cfg.Retention, MaxSnooze: maxSnooze,
+		UserAgent: "Accepted-Sandbox-Webhooks/1 (+https://www.standardwebhooks.com)",
+		// Late: the service is made below, with this outbox.
+		Name: func(u string) string { return p.service.LogName(u) },
 	})
 	if err != nil {
-		return nil, fmt.Errorf("building the webhook dispatcher: %w", err)
+		return nil, fmt.Errorf("building the webhook outbox: %w", err)
 	}
 	check := policy.ValidateURL
 	if d.CheckCallback != nil {
 		check = d.CheckCallback
 	}
-	p.api, err = api.NewWebhooks(api.WebhooksConfig{
-		Dispatcher: p.dispatcher, Attempts: attempts, Secrets: p.secrets, Inboxes: p.inboxes,
-		Watch: s.engine.Watch, PublicURL: publicURL(cfg), CheckCallback: check,
+	p.service, err = callbacks.New(callbacks.Config{
+		Outbox: p.outbox, PublicURL: publicURL(cfg), CheckCallback: check,
 		Catalog: s.catalog, Clock: d.Clock, Logger: log,
 	})
 	if err != nil {
 		return nil, err
 	}
+	p.api = &api.Webhooks{Service: p.service, Secrets: p.secrets, Inboxes: p.inboxes}
 	return p, nil
 }
 
-// close stops following jobs, then the dispatcher; messages still waiting
-// for a retry are logged (they live in memory and are lost).
-func (p *webhookParts) close(ctx context.Context, log *slog.Logger) error {
-	err := p.api.Close(ctx)
-	pending, derr := p.dispatcher.Close(ctx)
-	for _, m := range pending {
-		log.Warn("webhook still pending at shutdown: it lived in memory and is not sent", "msg_id", m.Message.ID, "type", m.Message.Type,
-			"endpoint", cmp.Or(m.Endpoint.Name, webhooks.RedactURL(m.Endpoint.URL)), "attempts", m.Attempts,
-			"next_attempt_at", m.NextAttemptAt, "last_error", m.LastError)
+// onFinish is the job engine's hook (add it to jobs.Config.OnFinish): the
+// webhook of an import that ends is stored, and queued, in the transaction
+// that ends it.
+func (p *webhookParts) onFinish(ctx context.Context, tx sqldb.Tx, j jobs.Job) error {
+	return p.service.OnFinish(ctx, tx, j)
+}
+
+// register adds the outbox's River workers to workers and answers its
+// periodic jobs, for river.Config.PeriodicJobs.
+func (p *webhookParts) register(workers *river.Workers) ([]*river.PeriodicJob, error) {
+	if err := p.outbox.Register(workers); err != nil {
+		return nil, err
 	}
-	if errors.Is(derr, webhooks.ErrClosed) {
-		derr = nil
+	return p.outbox.PeriodicJobs(), nil
+}
+
+// webhookQueue is the River queue that deliveries run in, for
+// river.Config.Queues. A delivery's run can last the attempt timeout
+// (10 s at time scale 1) plus 30 s: RescueStuckJobsAfter must be longer.
+func webhookQueue() (string, river.QueueConfig) {
+	return outbox.Queue, river.QueueConfig{MaxWorkers: webhookWorkers, FetchPollInterval: 50 * time.Millisecond}
+}
+
+// start follows inbox deliveries, from every replica, for the inboxes'
+// event streams, until ctx ends or close.
+func (p *webhookParts) start(ctx context.Context) error {
+	if err := p.inboxes.Start(ctx); err != nil {
+		return fmt.Errorf("starting the inboxes: %w", err)
 	}
-	return errors.Join(err, derr)
+	return nil
+}
+
+// setPublicURL is where clients reach the sandbox, once it listens: inbox
+// URLs and the links inside webhooks start with it.
+func (p *webhookParts) setPublicURL(u string) error { return p.service.SetPublicURL(u) }
+
+// close ends the inboxes' event streams. Webhooks waiting for a retry stay
+// in the database: the next start, or another replica, delivers them.
+func (p *webhookParts) close(context.Context, *slog.Logger) error {
+	p.inboxes.Close()
+	return nil
 }
 
 // inboxTransport delivers to the sandbox's own inbox URLs in-process,
@@ -127,7 +182,7 @@ type inboxTransport struct {
 }
 
 func (t *inboxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if _, ok := t.parts.api.InboxID(req.URL.String()); !ok {
+	if _, ok := t.parts.service.InboxID(req.URL.String()); !ok {
 		return t.next.RoundTrip(req)
 	}
 	var body []byte
@@ -139,7 +194,13 @@ func (t *inboxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		body = b
 	}
-	in := req.Clone(req.Context())
+	// The inbox is the sandbox's own: it answers whatever the attempt's
+	// deadline, which is there for remote receivers. Its write may wait
+	// for the database (SQLite's one writer), and that wait must not turn
+	// into a failed delivery; inboxTimeout bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), inboxTimeout)
+	defer cancel()
+	in := req.Clone(ctx)
 	// As a server would see it: canonical header names, a path-only URL.
 	in.Header = make(http.Header, len(req.Header)+1)
 	for k, vs := range req.Header {
@@ -166,6 +227,9 @@ func (t *inboxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Request: req,
 	}, nil
 }
+
+// inboxTimeout bounds an in-process delivery to the built-in inbox.
+const inboxTimeout = 10 * time.Second
 
 // recorder is the ResponseWriter of an in-process delivery.
 type recorder struct {

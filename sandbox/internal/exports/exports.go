@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/dataset"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/simulate"
@@ -146,25 +145,36 @@ func Describe(p Params, name string) (File, error) {
 	return File{Name: name, ContentType: ContentType(p.Format), Rows: rows, Bytes: c.n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// Work returns the job function for export jobs. Progress is reported per
-// month of data, which is how a real exporter would page through a table.
-func Work(clk clock.Clock, scale float64) jobs.Work {
-	return func(ctx context.Context, job jobs.Job, progress jobs.Progress) ([]byte, error) {
-		var in Input
-		if err := json.Unmarshal(job.Input, &in); err != nil {
-			return nil, fmt.Errorf("decoding export input: %w", err)
-		}
-		steps := max(1, min(12, in.Params.Rows()/len(dataset.Regions())/30+1))
-		err := simulate.Run(ctx, clk, scale, in.Scenario, steps, progress, func(i int) (string, error) {
-			return fmt.Sprintf("writing rows: batch %d of %d", i+1, steps), nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		f, err := Describe(in.Params, fmt.Sprintf("sales-%s-%s.%s", in.Params.From.Format("20060102"), in.Params.To.Format("20060102"), in.Params.Format))
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(f)
+// steps is how many batches an export is written in: one per month of
+// data, which is how a real exporter would page through a table, 1 to 12.
+func (p Params) steps() int { return max(1, min(12, p.Rows()/len(dataset.Regions())/30+1)) }
+
+// Plan is how an export job runs: one step per batch of rows.
+func Plan(in Input, scale float64) (jobs.Plan, error) {
+	return simulate.Plan(in.Scenario, in.Params.steps(), scale)
+}
+
+// FileName is the name of an export's file.
+func FileName(p Params) string {
+	return fmt.Sprintf("sales-%s-%s.%s", p.From.Format("20060102"), p.To.Format("20060102"), p.Format)
+}
+
+// Work is what export jobs do: report each batch, then describe the file.
+func Work() jobs.Work {
+	return jobs.Work{
+		Message: func(job jobs.Job, i int) string {
+			return fmt.Sprintf("writing rows: batch %d of %d", i+1, job.Plan.Steps)
+		},
+		Result: func(_ context.Context, job jobs.Job) ([]byte, error) {
+			var in Input
+			if err := json.Unmarshal(job.Input, &in); err != nil {
+				return nil, fmt.Errorf("decoding export input: %w", err)
+			}
+			f, err := Describe(in.Params, FileName(in.Params))
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(f)
+		},
 	}
 }

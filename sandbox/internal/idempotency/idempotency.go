@@ -19,13 +19,14 @@
 // There is no net/http middleware: the HTTP layer (Huma) calls Begin, then
 // Complete or Abandon, itself, because only it knows which response to keep.
 //
-// Memory is bounded per owner and overall (entries and stored bytes); past a
-// bound Begin refuses with ErrOwnerFull or ErrStoreFull instead of growing.
+// Records live in the database (Store), and the record names its job in the
+// job's own transaction (Link): a crash can neither leave a job without its
+// record (a retry would start a second one) nor a record naming a job that
+// does not exist. Each owner holds a bounded number of keys (ErrOwnerFull).
 package idempotency
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -58,8 +59,6 @@ var (
 	ErrMismatch = errors.New("this Idempotency-Key was used with a different request")
 	// ErrOwnerFull: this owner holds as many keys as it may (429).
 	ErrOwnerFull = errors.New("too many Idempotency-Keys held for this API key")
-	// ErrStoreFull: the store is at its overall bound (503).
-	ErrStoreFull = errors.New("idempotency store is full")
 	// ErrNotInFlight: Complete or Abandon without a matching Begin.
 	ErrNotInFlight = errors.New("no request with this Idempotency-Key is in flight")
 	// ErrResponseTooLarge: Complete was given a response over Config.MaxResponseBytes.
@@ -73,11 +72,7 @@ type Response struct {
 	Body   []byte
 }
 
-func (r Response) clone() Response {
-	return Response{Status: r.Status, Header: r.Header.Clone(), Body: bytes.Clone(r.Body)}
-}
-
-// size approximates the memory r holds.
+// size approximates the bytes r takes to store.
 func (r Response) size() int {
 	n := len(r.Body)
 	for k, vs := range r.Header {
@@ -91,23 +86,15 @@ func (r Response) size() int {
 
 // Outcome is the result of a successful Begin.
 type Outcome struct {
-	// Replayed is false for a new request: the caller handles it and then
-	// calls Complete or Abandon. When true, Response is the stored answer
-	// to send again, with ReplayedHeader set.
+	// Replayed is false for a new request: the caller handles it, links the
+	// job it creates (Link, in the job's transaction), and then calls
+	// Complete or Abandon. When true the earlier request made JobID, and
+	// Response is its answer to send again with ReplayedHeader set, unless
+	// Response.Status is 0: the process stopped between creating the job
+	// and storing the answer, and the caller answers from the job.
 	Replayed bool
+	JobID    string
 	Response Response
-}
-
-// Store remembers idempotency keys. The HTTP layer uses it; Memory is the
-// in-process implementation.
-type Store interface {
-	// Begin claims key for owner, or reports what became of an earlier claim.
-	// Errors: ErrKeyInvalid, ErrInFlight, ErrMismatch, ErrOwnerFull, ErrStoreFull.
-	Begin(ctx context.Context, owner, key string, fingerprint [32]byte) (Outcome, error)
-	// Complete stores resp for replay and ends the in-flight state.
-	Complete(ctx context.Context, owner, key string, resp Response) error
-	// Abandon forgets an in-flight key so a retry runs again.
-	Abandon(ctx context.Context, owner, key string) error
 }
 
 // ValidateKey checks the rules of R20: 1 to 255 printable ASCII characters

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,16 +14,36 @@ import (
 	"time"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
+	"github.com/accepted-dev/accepted/sandbox/internal/dbtest"
+	"github.com/accepted-dev/accepted/sandbox/internal/pgtest"
+	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 )
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // newFakeClock is the sandbox's fake clock at a fixed start.
 func newFakeClock() *clock.Fake { return clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
-// startJob is what the HTTP layer will do around a job-starting POST: Begin,
-// then either replay or create a job and Complete.
+// fakeAPI is what the HTTP layer does around a job-starting POST: Begin,
+// then either replay, or create a job (its record linked in the job's
+// transaction) and Complete.
 type fakeAPI struct {
-	store Store
+	store *Store
+	db    sqldb.DB
 	jobs  atomic.Int64
+}
+
+// newStore is a Store on a fresh database of backend b.
+func newStore(t *testing.T, b dbtest.Backend, cfg Config) (*Store, sqldb.DB) {
+	t.Helper()
+	db := b.Open(t, nil)
+	return New(db, cfg), db
+}
+
+func newFakeAPI(t *testing.T, b dbtest.Backend, cfg Config) *fakeAPI {
+	t.Helper()
+	s, db := newStore(t, b, cfg)
+	return &fakeAPI{store: s, db: db}
 }
 
 func (a *fakeAPI) post(t *testing.T, owner, key, body string) (Response, error) {
@@ -33,10 +54,18 @@ func (a *fakeAPI) post(t *testing.T, owner, key, body string) (Response, error) 
 		return Response{}, err
 	}
 	if out.Replayed {
+		if out.Response.Status == 0 {
+			t.Fatalf("replay of %s without a stored answer (job %s)", key, out.JobID)
+		}
 		out.Response.Header.Set(ReplayedHeader, "true")
 		return out.Response, nil
 	}
 	id := a.jobs.Add(1)
+	if err := a.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+		return a.store.Link(ctx, tx, owner, key, fmt.Sprintf("job_%d", id))
+	}); err != nil {
+		t.Fatalf("Link: %v", err)
+	}
 	resp := Response{
 		Status: http.StatusAccepted,
 		Header: http.Header{"Location": {fmt.Sprintf("/v1/jobs/job_%d", id)}, "Content-Type": {"application/json"}},
@@ -48,9 +77,11 @@ func (a *fakeAPI) post(t *testing.T, owner, key, body string) (Response, error) 
 	return resp, nil
 }
 
-func TestConformance(t *testing.T) {
+func TestConformance(t *testing.T) { dbtest.Each(t, testConformance) }
+
+func testConformance(t *testing.T, b dbtest.Backend) {
 	t.Run("R17_same_key_same_body_replays_one_job", func(t *testing.T) {
-		api := &fakeAPI{store: NewMemory(Config{})}
+		api := newFakeAPI(t, b, Config{})
 		first, err := api.post(t, "owner", "k1", `{"rows": 3, "format": "csv"}`)
 		if err != nil {
 			t.Fatal(err)
@@ -79,7 +110,7 @@ func TestConformance(t *testing.T) {
 	})
 
 	t.Run("R18_same_key_different_body_is_mismatch", func(t *testing.T) {
-		api := &fakeAPI{store: NewMemory(Config{})}
+		api := newFakeAPI(t, b, Config{})
 		if _, err := api.post(t, "owner", "k1", `{"rows":3}`); err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +135,7 @@ func TestConformance(t *testing.T) {
 	})
 
 	t.Run("R19_concurrent_same_key_one_runs_others_in_flight", func(t *testing.T) {
-		s := NewMemory(Config{})
+		s, _ := newStore(t, b, Config{})
 		fp := Fingerprint("POST", "/v1/reports", []byte(`{}`))
 		const n = 32
 		var (
@@ -140,8 +171,8 @@ func TestConformance(t *testing.T) {
 
 	t.Run("R20_scoped_per_owner_255_chars_kept_24h", func(t *testing.T) {
 		clk := newFakeClock()
-		store := NewMemory(Config{Clock: clk})
-		api := &fakeAPI{store: store}
+		api := newFakeAPI(t, b, Config{Clock: clk})
+		store := api.store
 		a, _ := api.post(t, "owner-a", "shared-key", `{}`)
 		b, _ := api.post(t, "owner-b", "shared-key", `{}`)
 		if api.jobs.Load() != 2 || bytes.Equal(a.Body, b.Body) {
@@ -164,8 +195,11 @@ func TestConformance(t *testing.T) {
 		if r, _ := api.post(t, "owner-a", "shared-key", `{}`); r.Header.Get(ReplayedHeader) != "" || api.jobs.Load() != before+1 {
 			t.Fatal("entry still replayed after 24 h")
 		}
-		if n := store.Len(); n != 1 {
-			t.Fatalf("%d keys held after expiry, want 1 (the new one)", n)
+		if err := store.Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := store.Len(context.Background()); err != nil || n != 1 {
+			t.Fatalf("%d records after the sweep (%v), want 1: the others expired with it, the new one stays", n, err)
 		}
 	})
 }
@@ -213,7 +247,11 @@ func TestParseKeyHeader(t *testing.T) {
 }
 
 func TestAbandonLetsRetryThrough(t *testing.T) {
-	s := NewMemory(Config{})
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) { testAbandonLetsRetryThrough(t, b) })
+}
+
+func testAbandonLetsRetryThrough(t *testing.T, b dbtest.Backend) {
+	s, _ := newStore(t, b, Config{})
 	ctx := context.Background()
 	fp := Fingerprint("POST", "/v1/imports", []byte(`{"rows":[]}`))
 	if out, err := s.Begin(ctx, "o", "k", fp); err != nil || out.Replayed {
@@ -240,8 +278,12 @@ func TestAbandonLetsRetryThrough(t *testing.T) {
 }
 
 func TestStuckInFlightIsTakenOver(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) { testStuckInFlightIsTakenOver(t, b) })
+}
+
+func testStuckInFlightIsTakenOver(t *testing.T, b dbtest.Backend) {
 	clk := newFakeClock()
-	s := NewMemory(Config{Clock: clk, InFlightTimeout: time.Minute})
+	s, _ := newStore(t, b, Config{Clock: clk, InFlightTimeout: time.Minute})
 	ctx := context.Background()
 	fp := Fingerprint("POST", "/v1/reports", nil)
 	if _, err := s.Begin(ctx, "o", "k", fp); err != nil {
@@ -257,41 +299,104 @@ func TestStuckInFlightIsTakenOver(t *testing.T) {
 	}
 }
 
-func TestMemoryBounds(t *testing.T) {
-	clk := newFakeClock()
-	s := NewMemory(Config{Clock: clk, MaxKeysPerOwner: 3, MaxKeys: 5, MaxResponseBytes: 100})
-	ctx := context.Background()
-	fp := Fingerprint("POST", "/", nil)
-	for i := range 3 {
-		if _, err := s.Begin(ctx, "a", fmt.Sprint(i), fp); err != nil {
+func TestBounds(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		clk := newFakeClock()
+		s, _ := newStore(t, b, Config{Clock: clk, MaxKeysPerOwner: 3, MaxResponseBytes: 100})
+		ctx := context.Background()
+		fp := Fingerprint("POST", "/", nil)
+		for i := range 3 {
+			if _, err := s.Begin(ctx, "a", fmt.Sprint(i), fp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Begin(ctx, "a", "3", fp); !errors.Is(err, ErrOwnerFull) {
+			t.Fatalf("4th key of one owner: %v", err)
+		}
+		if _, err := s.Begin(ctx, "b", "0", fp); err != nil {
+			t.Fatalf("another owner's first key: %v", err)
+		}
+		if err := s.Complete(ctx, "a", "1", Response{Body: make([]byte, 101)}); !errors.Is(err, ErrResponseTooLarge) {
+			t.Fatalf("large response: %v", err)
+		}
+		if n, err := s.Len(ctx); err != nil || n != 4 {
+			t.Fatalf("Len = %d (%v), want 4", n, err)
+		}
+		clk.Advance(24 * time.Hour)
+		if err := s.Sweep(ctx); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := s.Begin(ctx, "a", "3", fp); !errors.Is(err, ErrOwnerFull) {
-		t.Fatalf("4th key of one owner: %v", err)
-	}
-	for _, k := range []string{"0", "1"} {
-		if _, err := s.Begin(ctx, "b", k, fp); err != nil {
+		if n, err := s.Len(ctx); err != nil || n != 0 {
+			t.Fatalf("Len = %d (%v) after TTL, want 0", n, err)
+		}
+		if _, err := s.Begin(ctx, "a", "3", fp); err != nil {
+			t.Fatalf("after the sweep: %v", err)
+		}
+	})
+}
+
+// TestLink is R39 at the store: a record names its job in the job's
+// transaction, so a replay finds the job even when its answer was never
+// stored, a rolled-back job leaves the record free, and a claim taken over
+// by a retry cannot link a second job.
+func TestLink(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
+		clk := newFakeClock()
+		s, db := newStore(t, b, Config{Clock: clk, InFlightTimeout: time.Minute})
+		ctx := context.Background()
+		fp := Fingerprint("POST", "/v1/reports", []byte(`{}`))
+		link := func(key, job string, fail error) error {
+			return db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+				if err := s.Link(ctx, tx, "o", key, job); err != nil {
+					return err
+				}
+				return fail
+			})
+		}
+		// Linked, answer never stored: the replay names the job.
+		if _, err := s.Begin(ctx, "o", "k1", fp); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := s.Begin(ctx, "c", "0", fp); !errors.Is(err, ErrStoreFull) {
-		t.Fatalf("6th key overall: %v", err)
-	}
-	if err := s.Complete(ctx, "b", "1", Response{Body: make([]byte, 101)}); !errors.Is(err, ErrResponseTooLarge) {
-		t.Fatalf("large response: %v", err)
-	}
-	if s.Len() != 4 {
-		t.Fatalf("Len = %d, want 4 (the oversized one is forgotten)", s.Len())
-	}
-	clk.Advance(24 * time.Hour)
-	s.Sweep()
-	if s.Len() != 0 {
-		t.Fatalf("Len = %d after TTL, want 0", s.Len())
-	}
-	if _, err := s.Begin(ctx, "c", "0", fp); err != nil {
-		t.Fatalf("after sweep: %v", err)
-	}
+		if err := link("k1", "job_1", nil); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := s.Begin(ctx, "o", "k1", fp); err != nil || !out.Replayed || out.JobID != "job_1" || out.Response.Status != 0 {
+			t.Fatalf("replay of a linked record without an answer: %+v %v", out, err)
+		}
+		// A linked record is never taken over, however old.
+		clk.Advance(time.Hour)
+		if out, err := s.Begin(ctx, "o", "k1", fp); err != nil || out.JobID != "job_1" {
+			t.Fatalf("an old linked record: %+v %v", out, err)
+		}
+		if err := s.Abandon(ctx, "o", "k1"); !errors.Is(err, ErrNotInFlight) {
+			t.Fatalf("Abandon of a linked record: %v, want ErrNotInFlight", err)
+		}
+		// The job's transaction rolls back: no link, the claim stays in flight.
+		if _, err := s.Begin(ctx, "o", "k2", fp); err != nil {
+			t.Fatal(err)
+		}
+		if err := link("k2", "job_2", errors.New("the job's insert failed")); err == nil {
+			t.Fatal("the failing transaction committed")
+		}
+		if _, err := s.Begin(ctx, "o", "k2", fp); !errors.Is(err, ErrInFlight) {
+			t.Fatalf("after a rolled-back link: %v, want ErrInFlight", err)
+		}
+		// Taken over after the timeout: the first claimant's link wins or
+		// loses as a whole; the second link fails.
+		clk.Advance(time.Minute)
+		if out, err := s.Begin(ctx, "o", "k2", fp); err != nil || out.Replayed {
+			t.Fatalf("take-over: %+v %v", out, err)
+		}
+		if err := link("k2", "job_3", nil); err != nil {
+			t.Fatalf("the retry's link: %v", err)
+		}
+		if err := link("k2", "job_4", nil); !errors.Is(err, ErrNotInFlight) {
+			t.Fatalf("a second link of one key: %v, want ErrNotInFlight", err)
+		}
+		if out, _ := s.Begin(ctx, "o", "k2", fp); out.JobID != "job_3" {
+			t.Fatalf("k2 names %q, want job_3", out.JobID)
+		}
+	})
 }
 
 func TestFingerprintCanonicalBody(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/simulate"
 )
@@ -117,30 +116,39 @@ func DefaultSeconds(n int) float64 { return 2 + float64(n)/BatchRows }
 // Steps is how many batches an import of n rows is checked in.
 func Steps(n int) int { return max((n+BatchRows-1)/BatchRows, 1) }
 
-// Work returns the job function of imports: one simulated step per batch
-// of rows, then the checks.
-func Work(clk clock.Clock, scale float64) jobs.Work {
-	return func(ctx context.Context, job jobs.Job, progress jobs.Progress) ([]byte, error) {
-		var in Input
-		if err := json.Unmarshal(job.Input, &in); err != nil {
-			return nil, fmt.Errorf("decoding import input: %w", err)
-		}
-		n := len(in.Rows)
-		steps := Steps(n)
-		err := simulate.Run(ctx, clk, scale, in.Scenario, steps, progress, func(i int) (string, error) {
-			from, to := i*BatchRows+1, min((i+1)*BatchRows, n)
-			if n == 0 {
-				return "checking rows", nil
+// Plan is how an import job runs: one step per batch of rows.
+func Plan(in Input, scale float64) (jobs.Plan, error) {
+	return simulate.Plan(in.Scenario, Steps(len(in.Rows)), scale)
+}
+
+// Work is what import jobs do: report each batch of rows checked, then
+// run the checks.
+func Work() jobs.Work {
+	return jobs.Work{
+		Message: func(job jobs.Job, i int) string {
+			var n int
+			var in struct {
+				Rows []json.RawMessage `json:"rows"`
 			}
-			return fmt.Sprintf("checking rows %d–%d of %d", from, to, n), nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		out, err := json.Marshal(Check(in.Rows))
-		if err != nil {
-			return nil, fmt.Errorf("encoding import result: %w", err)
-		}
-		return out, nil
+			if json.Unmarshal(job.Input, &in) == nil {
+				n = len(in.Rows)
+			}
+			if n == 0 {
+				return "checking rows"
+			}
+			from, to := i*BatchRows+1, min((i+1)*BatchRows, n)
+			return fmt.Sprintf("checking rows %d–%d of %d", from, to, n)
+		},
+		Result: func(_ context.Context, job jobs.Job) ([]byte, error) {
+			var in Input
+			if err := json.Unmarshal(job.Input, &in); err != nil {
+				return nil, fmt.Errorf("decoding import input: %w", err)
+			}
+			out, err := json.Marshal(Check(in.Rows))
+			if err != nil {
+				return nil, fmt.Errorf("encoding import result: %w", err)
+			}
+			return out, nil
+		},
 	}
 }

@@ -5,19 +5,26 @@
 // step-by-step signature check against its owner's secrets), can be told
 // to fail its next deliveries to show retries happening, and tells
 // subscribers about each delivery without ever waiting for them.
+//
+// Inboxes live in the database: any replica receives for any inbox, and a
+// subscriber on one replica hears deliveries received by another (each
+// delivery is announced with a notification; one listener per process
+// hands them to its subscribers).
 package inbox
 
 import (
+	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 	"github.com/accepted-dev/accepted/sandbox/internal/webhooks"
 )
 
@@ -37,17 +44,25 @@ const (
 	MaxBody = 64 << 10
 )
 
+// Channel is the notification channel of deliveries: the payload is
+// "<inbox id> <seq>" for a delivery, "<inbox id> -" for a dropped inbox.
+const Channel = "accepted_inbox"
+
 // Clock is what the store needs of the sandbox clock.
 type Clock interface{ Now() time.Time }
 
 // Config configures a Store.
 type Config struct {
-	Clock Clock
+	DB     sqldb.DB // required
+	Clock  Clock    // required
+	Logger *slog.Logger
 	// Secrets returns the owner's active signing secrets, current first,
 	// to verify deliveries against.
-	Secrets func(owner string) ([]string, error)
-	// PerOwner bounds the inboxes of one owner; creating another drops the
-	// owner's oldest. MaxInboxes bounds them all, the same way.
+	Secrets func(ctx context.Context, owner string) ([]string, error)
+	// PerOwner bounds the inboxes of one owner, exactly, on every replica;
+	// creating another drops the owner's oldest. MaxInboxes bounds them
+	// all the same way (replicas creating at once may overshoot it by one
+	// each, until the next creation).
 	PerOwner, MaxInboxes int
 	// Deliveries bounds what one inbox keeps, newest kept.
 	Deliveries int
@@ -94,26 +109,21 @@ type Delivery struct {
 	Truncated    bool                `json:"truncated,omitzero"`
 	Answered     int                 `json:"answered"` // the status the inbox answered with
 	Verification Verification        `json:"verification"`
+	// Seq counts the inbox's deliveries from 1: this one was the Seq-th.
+	Seq int `json:"-"`
 }
 
-type box struct {
-	Inbox
-	deliveries []Delivery // oldest first
-	subs       map[chan Delivery]struct{}
-}
-
-// Store holds inboxes in memory.
+// Store keeps inboxes in the database.
 type Store struct {
 	cfg Config
-
-	mu      sync.Mutex
-	boxes   map[string]*box
-	order   []string // ids, oldest first
-	byOwner map[string][]string
+	hub *hub
 }
 
-// New returns a Store.
-func New(cfg Config) *Store {
+// New returns a Store. Start it before Subscribe.
+func New(cfg Config) (*Store, error) {
+	if cfg.DB == nil || cfg.Clock == nil {
+		return nil, errors.New("inbox: Config needs a DB and a Clock")
+	}
 	if cfg.PerOwner <= 0 {
 		cfg.PerOwner = DefaultPerOwner
 	}
@@ -124,79 +134,176 @@ func New(cfg Config) *Store {
 		cfg.Deliveries = DefaultDeliveries
 	}
 	if cfg.Secrets == nil {
-		cfg.Secrets = func(string) ([]string, error) { return nil, errors.New("no secrets configured") }
+		cfg.Secrets = func(context.Context, string) ([]string, error) { return nil, errors.New("no secrets configured") }
 	}
-	return &Store{cfg: cfg, boxes: make(map[string]*box), byOwner: make(map[string][]string)}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{cfg: cfg}
+	s.hub = newHub(s)
+	return s, nil
 }
 
 // NewID returns a fresh inbox id: 130 random bits.
 func NewID() string { return Prefix + strings.ToLower(rand.Text()) }
 
+// validID reports whether id has the shape NewID gives, so junk is
+// answered without a query.
+func validID(id string) bool {
+	rest, ok := strings.CutPrefix(id, Prefix)
+	if !ok || len(rest) != 26 {
+		return false
+	}
+	for _, c := range rest {
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) forUpdate() string {
+	if s.cfg.DB.Dialect() == sqldb.Postgres {
+		return " FOR UPDATE"
+	}
+	return "" // SQLite has one writer: a transaction's reads hold.
+}
+
 // Create makes an inbox for owner, dropping the owner's oldest when it
 // has PerOwner already (and the oldest of all when the store is full).
-func (s *Store) Create(owner string) (Inbox, error) {
+// Creations for one owner take turns on every replica, so the cap holds.
+func (s *Store) Create(ctx context.Context, owner string) (Inbox, error) {
 	if owner == "" {
 		return Inbox{}, errors.New("inbox: no owner")
 	}
-	b := &box{Inbox: Inbox{ID: NewID(), Owner: owner, CreatedAt: s.cfg.Clock.Now()}}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(s.byOwner[owner]) >= s.cfg.PerOwner {
-		s.removeLocked(s.byOwner[owner][0])
+	ib := Inbox{ID: NewID(), Owner: owner, CreatedAt: s.cfg.Clock.Now()}
+	err := s.cfg.DB.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+		// The owner's row is the lock: a second creation for the same
+		// owner waits here until this one commits.
+		if _, err := tx.Exec(ctx, `INSERT INTO inbox_owners (owner) VALUES (?) ON CONFLICT (owner) DO NOTHING`, owner); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE inbox_owners SET last_created_at = ? WHERE owner = ?`, sqldb.Nanos(ib.CreatedAt), owner); err != nil {
+			return err
+		}
+		mine, err := ids(ctx, tx, `SELECT id FROM inboxes WHERE owner = ? ORDER BY created_at, id`, owner)
+		if err != nil {
+			return err
+		}
+		var drop []string
+		if n := len(mine) - (s.cfg.PerOwner - 1); n > 0 {
+			drop = mine[:n]
+		}
+		var total int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM inboxes`).Scan(&total); err != nil {
+			return err
+		}
+		if n := total - len(drop) - (s.cfg.MaxInboxes - 1); n > 0 {
+			oldest, err := ids(ctx, tx, `SELECT id FROM inboxes WHERE owner <> ? ORDER BY created_at, id LIMIT ?`, owner, n)
+			if err != nil {
+				return err
+			}
+			drop = append(drop, oldest...)
+		}
+		for _, id := range drop {
+			// Its deliveries go with it (ON DELETE CASCADE).
+			if _, err := tx.Exec(ctx, `DELETE FROM inboxes WHERE id = ?`, id); err != nil {
+				return err
+			}
+			if err := tx.Notify(Channel, id+" -"); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO inboxes (id, owner, created_at) VALUES (?, ?, ?)`, ib.ID, owner, sqldb.Nanos(ib.CreatedAt))
+		return err
+	})
+	if err != nil {
+		return Inbox{}, fmt.Errorf("inbox: creating one for %s: %w", owner, err)
 	}
-	for len(s.boxes) >= s.cfg.MaxInboxes && len(s.order) > 0 {
-		s.removeLocked(s.order[0])
-	}
-	s.boxes[b.ID] = b
-	s.order = append(s.order, b.ID)
-	s.byOwner[owner] = append(s.byOwner[owner], b.ID)
-	return b.Inbox, nil
+	return ib, nil
 }
 
-func (s *Store) removeLocked(id string) {
-	b := s.boxes[id]
-	if b == nil {
-		return
+func ids(ctx context.Context, q sqldb.Querier, query string, args ...any) ([]string, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
 	}
-	delete(s.boxes, id)
-	s.order = slices.DeleteFunc(s.order, func(x string) bool { return x == id })
-	ids := slices.DeleteFunc(s.byOwner[b.Owner], func(x string) bool { return x == id })
-	if len(ids) == 0 {
-		delete(s.byOwner, b.Owner)
-	} else {
-		s.byOwner[b.Owner] = ids
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			_ = rows.Close()
+			return nil, err
+		}
+		out = append(out, id)
 	}
-	for ch := range b.subs {
-		close(ch)
+	return out, errors.Join(rows.Err(), rows.Close())
+}
+
+const inboxColumns = `id, owner, created_at, received, behaviour_status, behaviour_remaining, behaviour_retry_after`
+
+func scanInbox(r sqldb.Row) (Inbox, error) {
+	var ib Inbox
+	var created int64
+	err := r.Scan(&ib.ID, &ib.Owner, &created, &ib.Received, &ib.Behaviour.Status, &ib.Behaviour.Remaining, &ib.Behaviour.RetryAfter)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return Inbox{}, ErrNotFound
 	}
-	b.subs = nil
+	if err != nil {
+		return Inbox{}, fmt.Errorf("inbox: reading: %w", err)
+	}
+	ib.CreatedAt = sqldb.Time(created)
+	return ib, nil
+}
+
+// load reads inbox id, in tx (locked) or outside any (tx nil).
+func (s *Store) load(ctx context.Context, tx sqldb.Tx, id string) (Inbox, error) {
+	if !validID(id) {
+		return Inbox{}, ErrNotFound
+	}
+	q := `SELECT ` + inboxColumns + ` FROM inboxes WHERE id = ?`
+	if tx == nil {
+		return scanInbox(s.cfg.DB.Read().QueryRow(ctx, q, id))
+	}
+	return scanInbox(tx.QueryRow(ctx, q+s.forUpdate(), id))
 }
 
 // Get returns owner's inbox id.
-func (s *Store) Get(owner, id string) (Inbox, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.boxes[id]
-	if b == nil || b.Owner != owner {
+func (s *Store) Get(ctx context.Context, owner, id string) (Inbox, error) {
+	ib, err := s.load(ctx, nil, id)
+	if err == nil && ib.Owner != owner {
 		return Inbox{}, ErrNotFound
 	}
-	return b.Inbox, nil
+	return ib, err
 }
 
 // SetBehaviour replaces what owner's inbox id answers to its next
 // deliveries; a zero Remaining restores 204.
-func (s *Store) SetBehaviour(owner, id string, bh Behaviour) (Inbox, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.boxes[id]
-	if b == nil || b.Owner != owner {
-		return Inbox{}, ErrNotFound
-	}
+func (s *Store) SetBehaviour(ctx context.Context, owner, id string, bh Behaviour) (Inbox, error) {
 	if bh.Remaining <= 0 {
 		bh = Behaviour{}
 	}
-	b.Behaviour = bh
-	return b.Inbox, nil
+	var ib Inbox
+	err := s.cfg.DB.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+		var err error
+		if ib, err = s.load(ctx, tx, id); err != nil {
+			return err
+		}
+		if ib.Owner != owner {
+			return ErrNotFound
+		}
+		ib.Behaviour = bh
+		_, err = tx.Exec(ctx, `UPDATE inboxes SET behaviour_status = ?, behaviour_remaining = ?, behaviour_retry_after = ? WHERE id = ?`,
+			bh.Status, bh.Remaining, bh.RetryAfter, id)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Inbox{}, ErrNotFound
+		}
+		return Inbox{}, fmt.Errorf("inbox: setting the behaviour of %s: %w", id, err)
+	}
+	return ib, nil
 }
 
 // Answer is what the inbox answers a delivery with.
@@ -207,24 +314,20 @@ type Answer struct {
 }
 
 // Receive stores one delivery to inbox id and says what to answer: 204,
-// or the status its Behaviour asks for while that lasts. Anyone holding the
-// id may deliver; the signature check records whether the delivery was
-// really signed with the owner's secrets.
-func (s *Store) Receive(id string, header http.Header, body []byte) (Answer, error) {
-	s.mu.Lock()
-	b := s.boxes[id]
-	if b == nil {
-		s.mu.Unlock()
-		return Answer{}, ErrNotFound
+// or the status its Behaviour asks for while that lasts (counted down on
+// every replica at once). Anyone holding the id may deliver; the signature
+// check records whether the delivery was really signed with the owner's
+// secrets. Subscribers on every replica hear of it once it is stored.
+func (s *Store) Receive(ctx context.Context, id string, header http.Header, body []byte) (Answer, error) {
+	ib, err := s.load(ctx, nil, id)
+	if err != nil {
+		return Answer{}, err
 	}
-	owner := b.Owner
-	s.mu.Unlock()
-
-	// Verify outside the lock: it is the slow part.
+	// Verify before the transaction: it reads the secrets, and a
+	// transaction must not wait on anything else.
 	now := s.cfg.Clock.Now()
-	v := s.verify(owner, header, body, now)
 	d := Delivery{ID: "dlv_" + strings.ToLower(rand.Text()), InboxID: id, ReceivedAt: now,
-		Headers: header.Clone(), BodyBytes: len(body), Verification: v}
+		Headers: header.Clone(), BodyBytes: len(body), Verification: s.verify(ctx, ib.Owner, header, body, now)}
 	kept := body
 	if len(kept) > MaxBody {
 		kept, d.Truncated = kept[:MaxBody], true
@@ -235,38 +338,49 @@ func (s *Store) Receive(id string, header http.Header, body []byte) (Answer, err
 		d.Body = strings.ToValidUTF8(string(kept), "\uFFFD")
 	}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b = s.boxes[id]
-	if b == nil {
-		return Answer{}, ErrNotFound
-	}
 	ans := Answer{Status: http.StatusNoContent}
-	if b.Behaviour.Remaining > 0 {
-		ans.Status, ans.RetryAfter = b.Behaviour.Status, b.Behaviour.RetryAfter
-		b.Behaviour.Remaining--
-		if b.Behaviour.Remaining == 0 {
-			b.Behaviour = Behaviour{}
+	err = s.cfg.DB.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+		ib, err := s.load(ctx, tx, id)
+		if err != nil {
+			return err
 		}
-	}
-	d.Answered = ans.Status
-	b.Received++
-	if len(b.deliveries) >= s.cfg.Deliveries {
-		b.deliveries = slices.Delete(b.deliveries, 0, len(b.deliveries)-s.cfg.Deliveries+1)
-	}
-	b.deliveries = append(b.deliveries, d)
-	for ch := range b.subs {
-		select {
-		case ch <- d:
-		default: // a slow subscriber misses deliveries; it can list them
+		bh := ib.Behaviour
+		if bh.Remaining > 0 {
+			ans.Status, ans.RetryAfter = bh.Status, bh.RetryAfter
+			if bh.Remaining--; bh.Remaining == 0 {
+				bh = Behaviour{}
+			}
 		}
+		d.Answered, d.Seq = ans.Status, ib.Received+1
+		if _, err := tx.Exec(ctx, `UPDATE inboxes SET received = ?, behaviour_status = ?, behaviour_remaining = ?, behaviour_retry_after = ? WHERE id = ?`,
+			d.Seq, bh.Status, bh.Remaining, bh.RetryAfter, id); err != nil {
+			return err
+		}
+		doc, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO inbox_deliveries (id, inbox_id, seq, received_at, bytes, doc) VALUES (?, ?, ?, ?, ?, ?)`,
+			d.ID, id, d.Seq, sqldb.Nanos(now), len(body), doc); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM inbox_deliveries WHERE inbox_id = ? AND seq <= ?`, id, d.Seq-s.cfg.Deliveries); err != nil {
+			return err
+		}
+		return tx.Notify(Channel, fmt.Sprintf("%s %d", id, d.Seq))
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Answer{}, ErrNotFound
+		}
+		return Answer{}, fmt.Errorf("inbox: storing a delivery to %s: %w", id[:8]+"…", err)
 	}
 	ans.Delivery = d
 	return ans, nil
 }
 
-func (s *Store) verify(owner string, header http.Header, body []byte, now time.Time) Verification {
-	secrets, err := s.cfg.Secrets(owner)
+func (s *Store) verify(ctx context.Context, owner string, header http.Header, body []byte, now time.Time) Verification {
+	secrets, err := s.cfg.Secrets(ctx, owner)
 	if err != nil || len(secrets) == 0 {
 		return Verification{Error: fmt.Sprintf("the owner's secrets are not available: %v", err)}
 	}
@@ -288,48 +402,47 @@ func (s *Store) verify(owner string, header http.Header, body []byte, now time.T
 }
 
 // Deliveries returns owner's inbox id's deliveries, newest first.
-func (s *Store) Deliveries(owner, id string) ([]Delivery, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.boxes[id]
-	if b == nil || b.Owner != owner {
-		return nil, ErrNotFound
+func (s *Store) Deliveries(ctx context.Context, owner, id string) ([]Delivery, error) {
+	if _, err := s.Get(ctx, owner, id); err != nil {
+		return nil, err
 	}
-	out := slices.Clone(b.deliveries)
-	slices.Reverse(out)
-	return out, nil
+	ds, err := s.since(ctx, id, 0, true)
+	if err != nil {
+		return nil, err
+	}
+	return ds, nil
 }
 
-// subscriberBuffer is how many deliveries a subscriber may lag behind
-// before it misses some.
-const subscriberBuffer = 16
-
-// Subscribe returns a channel that receives each new delivery to inbox id.
-// Receive never waits for it: a subscriber that falls more than a few
-// deliveries behind misses some (and can list them). The channel is closed
-// by cancel, or when the inbox is dropped; for an unknown inbox it is
-// closed at once. Check the owner with Get first.
-func (s *Store) Subscribe(id string) (<-chan Delivery, func()) {
-	ch := make(chan Delivery, subscriberBuffer)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.boxes[id]
-	if b == nil {
-		close(ch)
-		return ch, func() {}
+// since answers inbox id's deliveries after seq after, oldest first (or
+// newest first), at most Deliveries of them.
+func (s *Store) since(ctx context.Context, id string, after int, newestFirst bool) ([]Delivery, error) {
+	order := "ASC"
+	if newestFirst {
+		order = "DESC"
 	}
-	if b.subs == nil {
-		b.subs = make(map[chan Delivery]struct{})
+	rows, err := s.cfg.DB.Read().Query(ctx, `SELECT seq, doc FROM inbox_deliveries WHERE inbox_id = ? AND seq > ? ORDER BY seq `+order+` LIMIT ?`,
+		id, after, s.cfg.Deliveries)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: listing deliveries: %w", err)
 	}
-	b.subs[ch] = struct{}{}
-	return ch, sync.OnceFunc(func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if cur := s.boxes[id]; cur == b {
-			if _, ok := b.subs[ch]; ok {
-				delete(b.subs, ch)
-				close(ch)
-			}
+	out := []Delivery{}
+	for rows.Next() {
+		var seq int
+		var doc []byte
+		if err := rows.Scan(&seq, &doc); err != nil {
+			_ = rows.Close()
+			return nil, fmt.Errorf("inbox: listing deliveries: %w", err)
 		}
-	})
+		var d Delivery
+		if err := json.Unmarshal(doc, &d); err != nil {
+			_ = rows.Close()
+			return nil, fmt.Errorf("inbox: reading delivery %d of %s: %w", seq, id[:8]+"…", err)
+		}
+		d.Seq = seq
+		out = append(out, d)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("inbox: listing deliveries: %w", err)
+	}
+	return out, nil
 }

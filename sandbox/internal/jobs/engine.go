@@ -7,171 +7,176 @@ import (
 	"log/slog"
 	"maps"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
+	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 )
 
-// Progress records progress and is the worker's heartbeat for the
-// dead-man's switch. It answers an error once the job has been canceled,
-// failed by the watchdog or interrupted by shutdown; the error matches
-// context.Canceled, and Work should stop and return it.
-type Progress func(percent int, message string) error
-
-// Work does one kind of job. Its ctx ends when the job is canceled, stalls
-// or the engine closes. It returns the output on success, a *Failure (see
-// Fail) to fail with a catalog code, or any other error to fail with
-// internal_error (the text is logged, never shown to the owner).
-type Work func(ctx context.Context, job Job, progress Progress) (output []byte, err error)
+// Work is what a kind of job does: the message of each step its owner
+// sees, and the output once every step is done.
+type Work struct {
+	Message func(j Job, step int) string
+	Result  func(ctx context.Context, j Job) ([]byte, error)
+}
 
 // Spec is what a caller asks for in Submit.
 type Spec struct {
-	Kind       Kind
-	Owner      string
-	ResourceID string
-	Input      []byte
-	Expected   time.Duration // real (already scaled) expected run time
+	Kind  Kind
+	Owner string
+	Input []byte
+	Plan  Plan
+	// Then runs in the transaction that creates the job, so what it writes
+	// (an idempotency record naming the job) commits with the job or not at
+	// all. It may be nil.
+	Then func(ctx context.Context, tx sqldb.Tx, j Job) error
 }
 
 // Config configures an Engine. Zero values take the documented defaults.
 type Config struct {
-	Clock       clock.Clock   // default clock.Real()
-	Store       Store         // required
-	Logger      *slog.Logger  // default discards
-	Workers     int           // concurrently running jobs (default 256)
-	QueueSize   int           // max accepted-but-not-started jobs (default 10000); beyond it Submit answers ErrQueueFull
+	DB     sqldb.DB      // required
+	Clock  clock.Clock   // default clock.Real()
+	Logger *slog.Logger  // default discards
+	Kinds  map[Kind]Work // required, at least one kind
+	// QueueSize bounds the unfinished jobs of every owner together (default
+	// 10000); beyond it Submit answers ErrQueueFull. Each replica checks a
+	// count at most CountEvery old, so replicas together may overshoot by
+	// what they accept in that time.
+	QueueSize int
+	// MaxUnfinishedPerOwner bounds one owner's unfinished jobs (default
+	// 1000), exactly, across replicas: beyond it Submit answers
+	// ErrOwnerBusy.
+	MaxUnfinishedPerOwner int
+	// Workers is how many jobs run a step at once on this replica (River's
+	// MaxWorkers), used to estimate how long the queue takes to drain.
+	Workers     int
 	Retention   time.Duration // how long finished jobs stay readable (default 24h)
 	StallFactor float64       // silence allowed as a multiple of Expected (default 2), never under StallFloor
-	SweepEvery  time.Duration // watchdog and janitor period (default 1s)
-	Work        map[Kind]Work // required, at least one kind
-	// MaxActivePerOwner bounds one owner's unfinished (queued or
-	// processing) jobs, so one API key cannot fill the queue for everyone;
-	// beyond it Submit answers ErrOwnerBusy. Default 1000.
-	MaxActivePerOwner int
+	// SweepEvery is the period of the watchdog and the janitor (default 1s).
+	SweepEvery time.Duration
+	// TombstoneFor is how long an expired job answers ErrGone before it is
+	// forgotten (default 7 days).
+	TombstoneFor time.Duration
+	// MaxSnooze is the longest a job waits for its next step without being
+	// looked at again (default 2s). River runs a job snoozed for more than
+	// 5 s through its scheduler, which can add up to 5 s more; and a fake
+	// clock's time only moves when a test says so.
+	MaxSnooze time.Duration
+	// InlineWait is the longest wait for a step that the worker sleeps
+	// through instead of snoozing (default 20ms): a snooze costs a round
+	// trip through the queue.
+	InlineWait time.Duration
+	// OnFinish runs in the transaction that ends a job (succeeded, failed
+	// or canceled), so what it writes (a webhook to send) commits with the
+	// job's end.
+	OnFinish []func(ctx context.Context, tx sqldb.Tx, j Job) error
+	// RescueGrace is how long River takes to hand a job whose worker died
+	// with its replica to another worker: its RescueStuckJobsAfter, plus
+	// the period of its rescuer (30 s) and a leader's election. The
+	// dead-man's switch waits at least that long for a job River holds as
+	// running (default 2 minutes).
+	RescueGrace time.Duration
+	// MaxAttempts is how many errors a job's River job may meet (a
+	// database that did not answer, say) before River gives up on it
+	// (default 10); snoozes between steps do not count. A job River gave
+	// up on is requeued by Recover.
+	MaxAttempts int
 }
 
 // Defaults applied by New.
 const (
-	DefaultWorkers     = 256
-	DefaultQueueSize   = 10000
-	DefaultRetention   = 24 * time.Hour
-	DefaultStallFactor = 2.0
-	DefaultSweepEvery  = time.Second
-	// DefaultMaxActivePerOwner bounds one owner's unfinished jobs.
-	DefaultMaxActivePerOwner = 1000
-	// StallFloor keeps the dead-man's switch from firing on very short jobs
-	// between two sweeps.
+	DefaultQueueSize             = 10000
+	DefaultMaxUnfinishedPerOwner = 1000
+	DefaultWorkers               = 256
+	DefaultRetention             = 24 * time.Hour
+	DefaultStallFactor           = 2.0
+	DefaultSweepEvery            = time.Second
+	DefaultTombstoneFor          = 7 * 24 * time.Hour
+	DefaultMaxSnooze             = 2 * time.Second
+	DefaultInlineWait            = 20 * time.Millisecond
+	// StallFloor keeps the dead-man's switch from firing on very short
+	// jobs between two sweeps.
 	StallFloor = time.Second
-	// MaxMessageLen bounds Job.Message so a chatty worker cannot bloat the store.
+	// MaxMessageLen bounds Job.Message.
 	MaxMessageLen = 200
+	// CountEvery is how old the count behind QueueSize may be.
+	CountEvery = 100 * time.Millisecond
+	// Channel is the notification channel of job changes; the payload is
+	// "<job id> <version>".
+	Channel = "accepted_jobs"
 )
 
-// sweepBatch bounds one store query of the sweeper; a pass takes at most
-// sweepRounds batches so one tick cannot run away.
-const (
-	sweepBatch  = 500
-	sweepRounds = 10
-)
+var errPanicked = errors.New("work panicked")
 
-// Causes attached to a running Work's context; they all match
-// context.Canceled so Work code needs only one check.
-var (
-	errCanceledByOwner = fmt.Errorf("job canceled by its owner: %w", context.Canceled)
-	errStalled         = fmt.Errorf("job failed by the dead-man's switch: %w", context.Canceled)
-	errShutdown        = fmt.Errorf("job engine shutting down: %w", context.Canceled)
-	errPanicked        = errors.New("work panicked")
-)
-
-// Stats is a cheap snapshot for health checks and load shedding.
+// Stats is a snapshot for health checks and load shedding.
 type Stats struct {
-	Queued    int // accepted, not yet picked up by a worker
-	Running   int // picked up, Work running
-	Workers   int
-	QueueSize int
+	Queued, Running int // accepted and not started; started and not finished (every replica)
+	Workers         int
+	QueueSize       int
 }
 
-// Engine runs jobs. Create it with New, then Start it; Close it on shutdown.
+// Engine runs jobs on River, on the database it keeps them in: a job's
+// row, its River job and what belongs with it commit together, any replica
+// answers for any job, and a restart loses nothing.
 type Engine struct {
-	clk         clock.Clock
-	store       Store
-	log         *slog.Logger
-	workers     int
-	queueSize   int
-	retention   time.Duration
-	stallFactor float64
-	sweepEvery  time.Duration
-	work        map[Kind]Work
+	db   sqldb.DB
+	clk  clock.Clock
+	log  *slog.Logger
+	cfg  Config
+	work map[Kind]Work
 
-	// queue holds ids of accepted jobs. Its capacity equals queueSize and a
-	// send happens only with a reserved slot, so it never blocks.
-	queue chan string
+	draining atomic.Bool
+	started  time.Time // the dead-man's switch gives jobs a full window after a start
 
-	// submitMu orders Submit against Close: Submit holds it shared from
-	// reservation to enqueue, Close takes it exclusively to flip closed, so
-	// after that no job can slip into the queue behind Close's drain.
-	submitMu sync.RWMutex
-	closed   bool
-	draining bool // Drain called: no new jobs, running ones finish
+	countMu  sync.Mutex
+	counted  time.Time
+	stats    Stats
+	pending  int // accepted here since stats was counted
+	reserved int // admitted here and not yet committed or refused
 
-	maxActive int
-	active    map[string]int // owner → unfinished jobs, guarded by mu
+	avgRun atomic.Int64 // moving average of observed run times, ns
 
-	mu       sync.Mutex
-	started  bool
-	reserved int // queue slots taken
-	running  map[string]context.CancelCauseFunc
-	stop     context.CancelCauseFunc
-	runCtx   context.Context // Start's ctx; once it ends no worker is left to run a job
-	wg       sync.WaitGroup  // workers and sweeper
-
-	wmu         sync.Mutex
-	watchers    map[string]map[*watcher]struct{}
-	watchClosed bool
-	watchWG     sync.WaitGroup
-	done        chan struct{} // closed when the engine has closed; ends watchers
-
-	avgRun atomic.Int64 // moving average of observed run time, ns, for QueueRetryAfter
+	hub *hub
 }
 
-// New checks cfg, fills defaults and returns an engine that accepts
-// Submit at once (jobs wait in the queue until Start).
+// New checks cfg and returns an engine. Register its River workers and
+// periodic jobs on the queue, then Start it.
 func New(cfg Config) (*Engine, error) {
-	if cfg.Store == nil {
-		return nil, errors.New("jobs: Config.Store is nil")
+	if cfg.DB == nil {
+		return nil, errors.New("jobs: Config.DB is nil")
 	}
-	if len(cfg.Work) == 0 {
-		return nil, errors.New("jobs: Config.Work has no kinds")
+	if len(cfg.Kinds) == 0 {
+		return nil, errors.New("jobs: Config.Kinds is empty")
 	}
-	for k, w := range cfg.Work {
-		if w == nil {
-			return nil, fmt.Errorf("jobs: Config.Work[%q] is nil", k)
+	for k, w := range cfg.Kinds {
+		if w.Message == nil || w.Result == nil {
+			return nil, fmt.Errorf("jobs: Config.Kinds[%q] lacks Message or Result", k)
 		}
 	}
-	if cfg.Workers < 0 || cfg.QueueSize < 0 || cfg.MaxActivePerOwner < 0 || cfg.Retention < 0 || cfg.StallFactor < 0 || cfg.SweepEvery < 0 {
+	if cfg.QueueSize < 0 || cfg.MaxUnfinishedPerOwner < 0 || cfg.Retention < 0 || cfg.StallFactor < 0 || cfg.SweepEvery < 0 || cfg.Workers < 0 ||
+		cfg.TombstoneFor < 0 || cfg.MaxSnooze < 0 || cfg.InlineWait < 0 || cfg.MaxAttempts < 0 {
 		return nil, errors.New("jobs: Config has a negative size, duration or factor")
 	}
-	e := &Engine{
-		clk:         cmpOr[clock.Clock](cfg.Clock, clock.Real()),
-		store:       cfg.Store,
-		log:         cfg.Logger,
-		workers:     cmpOr(cfg.Workers, DefaultWorkers),
-		queueSize:   cmpOr(cfg.QueueSize, DefaultQueueSize),
-		retention:   cmpOr(cfg.Retention, DefaultRetention),
-		stallFactor: cmpOr(cfg.StallFactor, DefaultStallFactor),
-		sweepEvery:  cmpOr(cfg.SweepEvery, DefaultSweepEvery),
-		work:        maps.Clone(cfg.Work),
-		running:     make(map[string]context.CancelCauseFunc),
-		maxActive:   cmpOr(cfg.MaxActivePerOwner, DefaultMaxActivePerOwner),
-		active:      make(map[string]int),
-		watchers:    make(map[string]map[*watcher]struct{}),
-		done:        make(chan struct{}),
+	cfg.Clock = cmpOr[clock.Clock](cfg.Clock, clock.Real())
+	cfg.QueueSize = cmpOr(cfg.QueueSize, DefaultQueueSize)
+	cfg.MaxUnfinishedPerOwner = cmpOr(cfg.MaxUnfinishedPerOwner, DefaultMaxUnfinishedPerOwner)
+	cfg.Workers = cmpOr(cfg.Workers, DefaultWorkers)
+	cfg.Retention = cmpOr(cfg.Retention, DefaultRetention)
+	cfg.StallFactor = cmpOr(cfg.StallFactor, DefaultStallFactor)
+	cfg.SweepEvery = cmpOr(cfg.SweepEvery, DefaultSweepEvery)
+	cfg.TombstoneFor = cmpOr(cfg.TombstoneFor, DefaultTombstoneFor)
+	cfg.MaxSnooze = cmpOr(cfg.MaxSnooze, DefaultMaxSnooze)
+	cfg.InlineWait = cmpOr(cfg.InlineWait, DefaultInlineWait)
+	cfg.MaxAttempts = cmpOr(cfg.MaxAttempts, 10)
+	cfg.RescueGrace = cmpOr(cfg.RescueGrace, 2*time.Minute)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if e.log == nil {
-		e.log = slog.New(slog.DiscardHandler)
-	}
-	e.queue = make(chan string, e.queueSize)
+	e := &Engine{db: cfg.DB, clk: cfg.Clock, log: cfg.Logger, cfg: cfg, work: maps.Clone(cfg.Kinds)}
+	e.hub = newHub(e)
 	return e, nil
 }
 
@@ -183,111 +188,32 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-// Start runs the workers and the sweeper on ctx, which must outlive every
-// request: the request ends at the 202, the job does not. It returns at
-// once. Starting twice, or after Close, does nothing.
-func (e *Engine) Start(ctx context.Context) {
-	e.submitMu.RLock()
-	defer e.submitMu.RUnlock()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.started || e.closed {
-		return
+// Start follows job changes for Watch (until ctx ends or Close) and
+// recovers what a stop left behind: counts of unfinished jobs per owner are
+// rebuilt, and unfinished jobs whose River job is gone get a new one.
+func (e *Engine) Start(ctx context.Context) error {
+	e.started = e.clk.Now()
+	if err := e.hub.start(ctx); err != nil {
+		return err
 	}
-	e.started = true
-	runCtx, stop := context.WithCancelCause(ctx)
-	e.stop, e.runCtx = stop, runCtx
-	for range e.workers {
-		e.wg.Go(func() { e.worker(runCtx) })
-	}
-	e.wg.Go(func() { e.sweeper(runCtx) })
+	return e.Recover(ctx)
 }
 
-// Close stops accepting jobs (Submit answers ErrClosed), cancels running
-// Work, waits for the engine's goroutines until ctx ends, fails every job
-// still queued or interrupted with internal_error (so no watcher waits for
-// a job nobody will run) and ends all watches.
+// Drain stops accepting jobs on this replica (Submit answers ErrClosed);
+// what was accepted stays in the database for any replica to run.
+func (e *Engine) Drain() { e.draining.Store(true) }
+
+// Close ends every Watch.
 func (e *Engine) Close(ctx context.Context) error {
-	e.submitMu.Lock()
-	already := e.closed
-	e.closed = true
-	e.submitMu.Unlock()
-	if already {
-		return nil
-	}
-	e.mu.Lock()
-	stop := e.stop
-	e.mu.Unlock()
-	if stop != nil {
-		stop(errShutdown)
-	}
-	var errs []error
-	if err := waitCtx(ctx, &e.wg); err != nil {
-		errs = append(errs, fmt.Errorf("jobs: close: waiting for workers: %w", err))
-	}
-	bg := context.WithoutCancel(ctx)
-drain:
-	for {
-		select {
-		case id := <-e.queue:
-			e.release()
-			e.interrupt(bg, id, "the server stopped before the job started")
-		default:
-			break drain
-		}
-	}
-	e.wmu.Lock()
-	e.watchClosed = true
-	close(e.done)
-	e.wmu.Unlock()
-	if err := waitCtx(ctx, &e.watchWG); err != nil {
-		errs = append(errs, fmt.Errorf("jobs: close: waiting for watchers: %w", err))
-	}
-	return errors.Join(errs...)
+	e.Drain()
+	return e.hub.close(ctx)
 }
 
-// Drain stops accepting jobs (Submit answers ErrClosed) and waits, until ctx
-// ends, for every queued and running job to finish on its own: the first
-// step of a graceful shutdown, before Close fails whatever is left. It
-// returns ctx's cause if jobs were still unfinished.
-func (e *Engine) Drain(ctx context.Context) error {
-	e.submitMu.Lock()
-	e.draining = true
-	e.submitMu.Unlock()
-	// A shutdown happens once; polling the counts on the wall clock keeps
-	// the hot paths free of the extra signalling a wait would need.
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if st := e.Stats(); st.Queued == 0 && st.Running == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			st := e.Stats()
-			return fmt.Errorf("jobs: drain: %d queued and %d running jobs left: %w", st.Queued, st.Running, context.Cause(ctx))
-		case <-tick.C:
-		}
-	}
-}
-
-func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
-	ch := make(chan struct{})
-	go func() { wg.Wait(); close(ch) }()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
-
-// Submit accepts a job, or answers ErrClosed after Close or once Start's
-// ctx has ended, ErrQueueFull when the queue is full, ErrUnknownKind for a
-// kind without Work. It reserves a queue slot first, so a job that is
-// accepted always has room to run and nothing accepted is lost; then it
-// creates the job in the store and enqueues it. ctx bounds only the store
-// write: the job itself runs on the engine's context.
+// Submit accepts a job: its row, a River job to run it, a slot in its
+// owner's share and what spec.Then writes, in one transaction. It answers
+// ErrClosed while draining, ErrQueueFull when the queue is full,
+// ErrOwnerBusy at the owner's cap and ErrUnknownKind for a kind without
+// Work; then nothing is created.
 func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 	if _, ok := e.work[s.Kind]; !ok {
 		return Job{}, fmt.Errorf("jobs: submit %q: %w", s.Kind, ErrUnknownKind)
@@ -295,162 +221,178 @@ func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 	if s.Owner == "" {
 		return Job{}, errors.New("jobs: submit: spec has no owner")
 	}
-	if s.Expected < 0 {
-		return Job{}, errors.New("jobs: submit: negative expected duration")
+	if s.Plan.Steps < 1 || s.Plan.Interval < 0 || s.Plan.FailAt > s.Plan.Steps {
+		return Job{}, fmt.Errorf("jobs: submit: a plan needs at least one step, no negative interval and FailAt ≤ Steps: %+v", s.Plan)
 	}
-	e.submitMu.RLock()
-	defer e.submitMu.RUnlock()
-	if e.closed || e.draining {
+	if e.draining.Load() {
 		return Job{}, ErrClosed
 	}
-	e.mu.Lock()
-	runCtx := e.runCtx
-	e.mu.Unlock()
-	if runCtx != nil && runCtx.Err() != nil { // Start's ctx ended without Close: nobody would run it
-		return Job{}, fmt.Errorf("jobs: submit: engine context ended: %w", ErrClosed)
-	}
-	if err := e.reserve(s.Owner); err != nil {
+	if err := e.admit(ctx); err != nil {
 		return Job{}, err
 	}
+	committed := false
+	defer func() {
+		e.countMu.Lock()
+		e.reserved--
+		if committed {
+			e.pending++
+		}
+		e.countMu.Unlock()
+	}()
 	now := e.clk.Now()
 	j := Job{
-		Kind:       s.Kind,
-		Owner:      s.Owner,
-		ResourceID: s.ResourceID,
-		Status:     StatusQueued,
-		CreatedAt:  now,
-		UpdatedAt:  now,
-		Expected:   s.Expected,
-		Input:      cloneBytes(s.Input),
-		Version:    1,
+		ID: NewID(), Kind: s.Kind, Owner: s.Owner, Status: StatusQueued,
+		CreatedAt: now, UpdatedAt: now, Expected: s.Plan.Expected(),
+		Input: cloneBytes(s.Input), Version: 1, Plan: s.Plan,
 	}
-	var err error
-	for range 3 { // a duplicate 128-bit id is a broken RNG, but retrying costs nothing
-		j.ID = NewID()
-		if err = e.store.Create(ctx, j); !errors.Is(err, ErrExists) {
-			break
+	err := e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+		if err := takeSlot(ctx, tx, j.Owner, e.cfg.MaxUnfinishedPerOwner); err != nil {
+			return err
 		}
-	}
+		res, err := tx.Queue().Insert(ctx, runArgs{JobID: j.ID}, e.runOpts())
+		if err != nil {
+			return fmt.Errorf("jobs: queueing %s: %w", j.ID, err)
+		}
+		if err := insert(ctx, tx, j, res.Job.ID); err != nil {
+			return err
+		}
+		if s.Then != nil {
+			return s.Then(ctx, tx, j)
+		}
+		return nil
+	})
 	if err != nil {
-		e.release()
-		e.ownerDone(s.Owner)
+		if errors.Is(err, ErrOwnerBusy) {
+			return Job{}, err
+		}
 		return Job{}, fmt.Errorf("jobs: submit: %w", err)
 	}
-	e.queue <- j.ID
+	committed = true
 	return j, nil
 }
 
-// reserve takes a queue slot and counts one more unfinished job for owner.
-func (e *Engine) reserve(owner string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.reserved >= e.queueSize {
+// admit refuses a job when the queue is full, by a count of unfinished
+// jobs at most CountEvery old plus what this replica accepted since and
+// what it is accepting now. An admitted job holds a reservation until its
+// Submit ends, so concurrent Submits on one replica cannot all pass on the
+// same count.
+func (e *Engine) admit(ctx context.Context) error {
+	if _, _, err := e.counts(ctx); err != nil {
+		return err
+	}
+	e.countMu.Lock()
+	defer e.countMu.Unlock()
+	if e.stats.Queued+e.stats.Running+e.pending+e.reserved >= e.cfg.QueueSize {
 		return ErrQueueFull
 	}
-	if e.active[owner] >= e.maxActive {
-		return ErrOwnerBusy
-	}
 	e.reserved++
-	e.active[owner]++
 	return nil
 }
 
-// ownerDone counts one of owner's jobs as finished.
-func (e *Engine) ownerDone(owner string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.active[owner] <= 1 {
-		delete(e.active, owner)
-		return
+// counts answers the cached counts, refreshing them when older than
+// CountEvery.
+func (e *Engine) counts(ctx context.Context) (Stats, int, error) {
+	e.countMu.Lock()
+	defer e.countMu.Unlock()
+	if time.Since(e.counted) < CountEvery {
+		return e.stats, e.pending, nil
 	}
-	e.active[owner]--
+	rows, err := e.db.Read().Query(ctx, `SELECT status, COUNT(*) FROM jobs WHERE status IN ('queued', 'processing') GROUP BY status`)
+	if err != nil {
+		return Stats{}, 0, fmt.Errorf("jobs: counting unfinished jobs: %w", err)
+	}
+	defer rows.Close()
+	st := Stats{Workers: e.cfg.Workers, QueueSize: e.cfg.QueueSize}
+	for rows.Next() {
+		var status string
+		var n int
+		if err := rows.Scan(&status, &n); err != nil {
+			return Stats{}, 0, fmt.Errorf("jobs: counting unfinished jobs: %w", err)
+		}
+		if Status(status) == StatusQueued {
+			st.Queued = n
+		} else {
+			st.Running = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Stats{}, 0, fmt.Errorf("jobs: counting unfinished jobs: %w", err)
+	}
+	e.stats, e.pending, e.counted = st, 0, time.Now()
+	return st, 0, nil
 }
 
-func (e *Engine) release() {
-	e.mu.Lock()
-	e.reserved--
-	e.mu.Unlock()
+// Stats answers how many jobs are queued and running, on every replica.
+func (e *Engine) Stats(ctx context.Context) (Stats, error) {
+	st, _, err := e.counts(ctx)
+	return st, err
 }
 
 // Get answers owner's job. Another owner's job is ErrNotFound, never a
 // different error, so ids cannot be probed; a job past its retention is
 // ErrGone even before the janitor has removed it.
 func (e *Engine) Get(ctx context.Context, owner, id string) (Job, error) {
-	j, err := e.store.Get(ctx, id)
+	j, _, tomb, err := e.load(ctx, nil, id)
 	switch {
-	case errors.Is(err, ErrGone):
-		if j.Owner != owner {
-			return Job{}, ErrNotFound
-		}
-		return Job{}, ErrGone
-	case errors.Is(err, ErrNotFound):
-		return Job{}, ErrNotFound
 	case err != nil:
-		return Job{}, fmt.Errorf("jobs: get %s: %w", id, err)
+		return Job{}, err
 	case j.Owner != owner:
 		return Job{}, ErrNotFound
-	case j.Status.Terminal() && !e.clk.Now().Before(j.ExpiresAt):
+	case tomb, j.Status.Terminal() && !e.clk.Now().Before(j.ExpiresAt):
 		return Job{}, ErrGone
 	}
 	return j, nil
 }
 
-// Cancel ends owner's job as canceled and cancels its running Work. For a
-// job already terminal it answers the job as it is, with ErrFinished.
+// Cancel ends owner's job as canceled and cancels its River job. For a job
+// already terminal it answers the job as it is, with ErrFinished.
 func (e *Engine) Cancel(ctx context.Context, owner, id string) (Job, error) {
-	cur, err := e.Get(ctx, owner, id)
-	if err != nil {
-		return Job{}, err
-	}
-	if cur.Status.Terminal() {
-		return cur, ErrFinished
-	}
-	j, err := e.transition(ctx, id, StatusCanceled, func(j *Job, _ time.Time) error {
+	var out Job
+	err := e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+		j, riverID, tomb, err := e.load(ctx, tx, id)
+		switch {
+		case err != nil:
+			return err
+		case j.Owner != owner:
+			return ErrNotFound
+		case tomb, j.Status.Terminal() && !e.clk.Now().Before(j.ExpiresAt):
+			return ErrGone
+		case j.Status.Terminal():
+			out = j
+			return ErrFinished
+		}
 		j.Failure = &Failure{Code: CodeCanceled, Detail: "The job was canceled at its owner's request."}
-		return nil
+		if out, err = e.finish(ctx, tx, j, StatusCanceled); err != nil {
+			return err
+		}
+		return tx.Queue().Cancel(ctx, riverID)
 	})
 	if errors.Is(err, ErrFinished) {
-		cur, gerr := e.Get(ctx, owner, id)
-		if gerr != nil {
-			return Job{}, gerr
-		}
-		return cur, ErrFinished
+		return out, ErrFinished
 	}
 	if err != nil {
-		return Job{}, err
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrGone) {
+			return Job{}, err
+		}
+		return Job{}, fmt.Errorf("jobs: cancel %s: %w", id, err)
 	}
-	e.cancelRunning(id, errCanceledByOwner)
-	return j, nil
-}
-
-func (e *Engine) cancelRunning(id string, cause error) {
-	e.mu.Lock()
-	cancel := e.running[id]
-	e.mu.Unlock()
-	if cancel != nil {
-		cancel(cause)
-	}
-}
-
-// Stats answers the queue and pool occupancy.
-func (e *Engine) Stats() Stats {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return Stats{Queued: e.reserved, Running: len(e.running), Workers: e.workers, QueueSize: e.queueSize}
+	return out, nil
 }
 
 // QueueRetryAfter is a hint for Retry-After on a 503: roughly how long the
 // current backlog takes to drain (queued jobs × average observed run time
-// ÷ workers), in whole seconds between 1s and 60s. Before any job has run
-// the average is taken to be one second.
+// ÷ workers), in whole seconds between 1s and 60s.
 func (e *Engine) QueueRetryAfter() time.Duration {
 	avg := time.Duration(e.avgRun.Load())
 	if avg <= 0 {
 		avg = time.Second
 	}
-	queued := e.Stats().Queued
-	d := time.Duration(float64(avg) * float64(queued) / float64(e.workers))
-	d = (d + time.Second - 1).Truncate(time.Second) // whole seconds, rounded up: Retry-After is delay-seconds
+	st, _, err := e.counts(context.Background())
+	if err != nil {
+		return time.Minute
+	}
+	d := time.Duration(float64(avg) * float64(st.Queued) / float64(e.cfg.Workers))
+	d = (d + time.Second - 1).Truncate(time.Second)
 	return min(max(d, time.Second), time.Minute)
 }
 
@@ -459,7 +401,7 @@ func (e *Engine) observeRun(d time.Duration) {
 		old := e.avgRun.Load()
 		next := int64(d)
 		if old > 0 {
-			next = old + (int64(d)-old)/8 // moving average, weight 1/8 to the newest run
+			next = old + (int64(d)-old)/8
 		}
 		if e.avgRun.CompareAndSwap(old, next) {
 			return
@@ -467,190 +409,164 @@ func (e *Engine) observeRun(d time.Duration) {
 	}
 }
 
-func (e *Engine) worker(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case id := <-e.queue:
-			e.run(ctx, id)
-		}
-	}
+// change raises j's version and stamps it, ready to save and announce.
+func (e *Engine) change(j *Job, now time.Time) {
+	j.Version++
+	j.UpdatedAt = now
 }
 
-func (e *Engine) run(ctx context.Context, id string) {
-	// Store writes about this job must land even when ctx is ending:
-	// they are what tells the owner how the job ended.
-	bg := context.WithoutCancel(ctx)
-	workCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	// Register the cancel func before the job turns processing, so a
-	// Cancel or a stall that lands right after the transition finds it.
-	// The queue slot is given back in the same step, so the job is always
-	// counted as queued or running (Drain relies on it).
-	e.mu.Lock()
-	e.running[id] = cancel
-	e.reserved--
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		delete(e.running, id)
-		e.mu.Unlock()
-	}()
-	if ctx.Err() != nil {
-		e.interrupt(bg, id, "the server stopped before the job started")
-		return
-	}
-	job, err := e.transition(bg, id, StatusProcessing, func(j *Job, now time.Time) error {
-		j.StartedAt = now
-		j.LastBeat = now
-		return nil
-	})
-	if err != nil {
-		if !errors.Is(err, ErrFinished) { // ErrFinished: canceled while queued, nothing to run
-			e.log.Error("job could not start", "job", id, "err", err)
-		}
-		return
-	}
-	progress := func(percent int, message string) error {
-		if workCtx.Err() != nil {
-			return context.Cause(workCtx)
-		}
-		_, err := e.mutate(bg, id, func(j *Job, now time.Time) error {
-			if j.Status != StatusProcessing {
-				return fmt.Errorf("job %s is %s: %w (%w)", id, j.Status, ErrFinished, context.Canceled)
-			}
-			// 100 is kept for success: a processing job at 100% would
-			// tell a poller it is done when it is not.
-			j.Percent = max(j.Percent, min(max(percent, 0), 99))
-			j.Message = truncate(message, MaxMessageLen)
-			j.LastBeat = now
-			return nil
-		})
-		return err
-	}
-	out, werr := e.call(workCtx, e.work[job.Kind], job, progress)
-	e.observeRun(e.clk.Now().Sub(job.StartedAt))
-	e.finish(bg, job, out, werr, context.Cause(workCtx))
+// announce tells every replica's watchers that j changed, once tx commits.
+func (e *Engine) announce(tx sqldb.Tx, j Job) error {
+	return tx.Notify(Channel, j.ID+" "+strconv.FormatInt(j.Version, 10))
 }
 
-// call runs work, turning a panic into an error so one bad job cannot take
-// the server down.
-func (e *Engine) call(ctx context.Context, work Work, job Job, progress Progress) (out []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			e.log.Error("job work panicked", "job", job.ID, "kind", job.Kind, "panic", r, "stack", string(debug.Stack()))
-			out, err = nil, errPanicked
+// finish moves j to a terminal status in tx: stamps, saves, frees its
+// owner's slot, runs OnFinish and announces it.
+func (e *Engine) finish(ctx context.Context, tx sqldb.Tx, j Job, next Status) (Job, error) {
+	if !j.Status.CanMoveTo(next) {
+		return j, fmt.Errorf("jobs: %s cannot move from %s to %s", j.ID, j.Status, next)
+	}
+	now := e.clk.Now()
+	e.change(&j, now)
+	j.Status, j.FinishedAt, j.ExpiresAt, j.NextAt = next, now, now.Add(e.cfg.Retention), time.Time{}
+	if next == StatusSucceeded {
+		j.Percent = 100
+	}
+	if err := save(ctx, tx, j, false); err != nil {
+		return j, err
+	}
+	if err := giveSlot(ctx, tx, j.Owner); err != nil {
+		return j, err
+	}
+	for _, f := range e.cfg.OnFinish {
+		if err := f(ctx, tx, j); err != nil {
+			return j, fmt.Errorf("jobs: finishing %s: %w", j.ID, err)
 		}
-	}()
-	return work(ctx, job.Clone(), progress)
+	}
+	if !j.StartedAt.IsZero() {
+		start := j.StartedAt
+		tx.AfterCommit(func() { e.observeRun(now.Sub(start)) })
+	}
+	return j, e.announce(tx, j)
 }
 
-// finish records how Work ended. The transition is compare-and-swap and
-// checks CanMoveTo, so a late success after a cancel or a stall is dropped.
-func (e *Engine) finish(ctx context.Context, job Job, out []byte, werr, cause error) {
-	next, fail := StatusSucceeded, (*Failure)(nil)
-	var f *Failure
-	// Once the engine has stopped the Work, its answer no longer counts:
-	// the reason it was stopped decides the outcome.
-	switch {
-	case errors.Is(cause, errCanceledByOwner):
-		next, fail = StatusCanceled, &Failure{Code: CodeCanceled, Detail: "The job was canceled at its owner's request."}
-	case errors.Is(cause, errStalled):
-		return // the watchdog already failed it
-	case cause != nil:
-		next, fail = StatusFailed, &Failure{Code: CodeInterrupted, Detail: "The job was interrupted: the server stopped before the job finished."}
-	case errors.Is(werr, ErrFinished):
-		return // Progress saw a cancel or stall land before its ctx ended; that state stands
-	case werr == nil:
-	case errors.As(werr, &f) && f.Code != "":
-		next, fail = StatusFailed, &Failure{Code: f.Code, Detail: f.Detail}
-	default:
-		if !errors.Is(werr, errPanicked) {
-			e.log.Error("job work failed", "job", job.ID, "kind", job.Kind, "err", werr)
+// advance does what is due for job id, in one transaction: start it, run
+// its next step, or end it. It answers how long until the next step is due,
+// or a negative duration when no River job needs to drive it any more.
+func (e *Engine) advance(ctx context.Context, id string) (time.Duration, error) {
+	wait := time.Duration(-1)
+	err := e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+		j, _, tomb, err := e.load(ctx, tx, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil // forgotten: nothing to drive
 		}
-		next, fail = StatusFailed, &Failure{Code: CodeInternal, Detail: "The job failed because of an internal error."}
-	}
-	_, err := e.transition(ctx, job.ID, next, func(j *Job, _ time.Time) error {
-		j.Failure = fail
-		if next == StatusSucceeded {
-			j.Output = cloneBytes(out)
-			j.Percent = 100
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, ErrFinished) {
-		e.log.Error("job outcome not recorded", "job", job.ID, "status", next, "err", err)
-	}
-}
-
-// interrupt fails a job that will never run because the engine is stopping.
-func (e *Engine) interrupt(ctx context.Context, id, detail string) {
-	_, err := e.transition(ctx, id, StatusFailed, func(j *Job, _ time.Time) error {
-		j.Failure = &Failure{Code: CodeInterrupted, Detail: "The job was interrupted: " + detail + "."}
-		return nil
-	})
-	if err != nil && !errors.Is(err, ErrFinished) {
-		e.log.Error("interrupted job not recorded", "job", id, "err", err)
-	}
-}
-
-// transition moves a job to next if the lifecycle allows it, stamping the
-// finish and expiry times of terminal states; fn may adjust the job or veto
-// the change by returning an error.
-func (e *Engine) transition(ctx context.Context, id string, next Status, fn func(j *Job, now time.Time) error) (Job, error) {
-	stored, err := e.mutate(ctx, id, func(j *Job, now time.Time) error {
-		if !j.Status.CanMoveTo(next) {
-			if j.Status.Terminal() {
-				return fmt.Errorf("jobs: %s is already %s: %w", id, j.Status, ErrFinished)
-			}
-			return fmt.Errorf("jobs: %s cannot move from %s to %s", id, j.Status, next)
-		}
-		if err := fn(j, now); err != nil {
+		if err != nil {
 			return err
 		}
-		j.Status = next
-		if next.Terminal() {
-			j.FinishedAt = now
-			j.ExpiresAt = now.Add(e.retention)
-		}
-		return nil
-	})
-	if err == nil && next.Terminal() {
-		// CanMoveTo let exactly one transition out of a live state through.
-		e.ownerDone(stored.Owner)
-	}
-	return stored, err
-}
-
-// maxConflicts bounds compare-and-swap retries; each conflict means someone
-// else's write succeeded, so running out means something is badly wrong.
-const maxConflicts = 100
-
-// mutate is read-modify-write with compare-and-swap on Version, retried on
-// conflict, and tells watchers about the result.
-func (e *Engine) mutate(ctx context.Context, id string, fn func(j *Job, now time.Time) error) (Job, error) {
-	for range maxConflicts {
-		j, err := e.store.Get(ctx, id)
-		if err != nil {
-			return Job{}, fmt.Errorf("jobs: read %s: %w", id, err)
+		if tomb || j.Status.Terminal() || j.Plan.Silent && j.Step >= 1 {
+			return nil
 		}
 		now := e.clk.Now()
-		if err := fn(&j, now); err != nil {
-			return Job{}, err
+		if j.Status == StatusQueued {
+			e.change(&j, now)
+			j.Status, j.StartedAt, j.LastBeat, j.NextAt = StatusProcessing, now, now, now.Add(j.Plan.Interval)
+			if j.Plan.FailAt == 0 {
+				return e.failAtPlan(ctx, tx, j)
+			}
+			wait = j.Plan.Interval
+			if err := save(ctx, tx, j, true); err != nil {
+				return err
+			}
+			return e.announce(tx, j)
 		}
-		j.UpdatedAt = now
-		stored, err := e.store.Update(ctx, j)
-		if errors.Is(err, ErrVersionConflict) {
-			continue
+		if now.Before(j.NextAt) {
+			wait = j.NextAt.Sub(now)
+			return nil
 		}
+		// The step is due: report it.
+		e.change(&j, now)
+		msg, err := e.call(ctx, j, func() (string, error) { return e.work[j.Kind].Message(j, j.Step), nil })
 		if err != nil {
-			return Job{}, fmt.Errorf("jobs: write %s: %w", id, err)
+			return e.fail(ctx, tx, j, err)
 		}
-		e.notify(stored)
-		return stored, nil
+		j.Step++
+		// 100 is kept for success: a processing job at 100% would tell a
+		// poller it is done when it is not.
+		j.Percent = max(j.Percent, min(j.Step*100/j.Plan.Steps, 99))
+		j.Message, j.LastBeat = truncate(msg, MaxMessageLen), now
+		j.NextAt = j.NextAt.Add(j.Plan.Interval)
+		switch {
+		case j.Plan.FailAt == j.Step:
+			return e.failAtPlan(ctx, tx, j)
+		case j.Plan.Silent:
+			// The worker goes quiet: nothing drives the job from here, and
+			// the dead-man's switch will end it (even when this was its
+			// last step: a silent plan never succeeds).
+			if err := save(ctx, tx, j, false); err != nil {
+				return err
+			}
+			return e.announce(tx, j)
+		case j.Step >= j.Plan.Steps:
+			out, err := e.call(ctx, j, func() (string, error) {
+				b, err := e.work[j.Kind].Result(ctx, j)
+				return string(b), err
+			})
+			if err != nil {
+				return e.fail(ctx, tx, j, err)
+			}
+			j.Output = []byte(out)
+			_, err = e.finish(ctx, tx, j, StatusSucceeded)
+			return err
+		}
+		wait = max(j.NextAt.Sub(now), 0)
+		if err := save(ctx, tx, j, true); err != nil {
+			return err
+		}
+		return e.announce(tx, j)
+	})
+	return wait, err
+}
+
+// failAtPlan ends j the way its plan says: with its failure, or with a
+// crash of the worker.
+func (e *Engine) failAtPlan(ctx context.Context, tx sqldb.Tx, j Job) error {
+	if j.Plan.Failure != nil {
+		j.Failure = &Failure{Code: j.Plan.Failure.Code, Detail: j.Plan.Failure.Detail}
+		_, err := e.finish(ctx, tx, j, StatusFailed)
+		return err
 	}
-	return Job{}, fmt.Errorf("jobs: write %s: %d conflicts in a row: %w", id, maxConflicts, ErrVersionConflict)
+	_, err := e.call(ctx, j, func() (string, error) {
+		panic(fmt.Sprintf("simulated crash of the worker of %s after %d of %d steps, as its plan asked", j.ID, j.Step, j.Plan.Steps))
+	})
+	return e.fail(ctx, tx, j, err)
+}
+
+// fail ends j with what Work's error says: a *Failure with its code, any
+// other error (logged, not shown) as internal_error.
+func (e *Engine) fail(ctx context.Context, tx sqldb.Tx, j Job, err error) error {
+	var f *Failure
+	if errors.As(err, &f) && f.Code != "" {
+		j.Failure = &Failure{Code: f.Code, Detail: f.Detail}
+	} else {
+		if !errors.Is(err, errPanicked) {
+			e.log.Error("job work failed", "job", j.ID, "kind", j.Kind, "err", err)
+		}
+		j.Failure = &Failure{Code: CodeInternal, Detail: "The job failed because of an internal error."}
+	}
+	_, err = e.finish(ctx, tx, j, StatusFailed)
+	return err
+}
+
+// call runs a kind's code, turning a panic into an error so one bad job
+// cannot take the server down.
+func (e *Engine) call(ctx context.Context, j Job, f func() (string, error)) (out string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.ErrorContext(ctx, "job work panicked", "job", j.ID, "kind", j.Kind, "panic", r, "stack", string(debug.Stack()))
+			out, err = "", errPanicked
+		}
+	}()
+	return f()
 }
 
 func truncate(s string, n int) string {
@@ -663,74 +579,262 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-func (e *Engine) sweeper(ctx context.Context) {
-	tk := e.clk.NewTicker(e.sweepEvery)
-	defer tk.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tk.C():
-			e.Sweep(ctx)
-		}
-	}
-}
-
 // Sweep makes one pass of the watchdog, which fails processing jobs whose
 // worker has been silent longer than StallFactor × Expected (at least
-// StallFloor) with job_stalled, and of the janitor, which turns jobs past
-// their retention into tombstones.
-func (e *Engine) Sweep(ctx context.Context) {
-	for range sweepRounds {
-		q := StallQuery{Now: e.clk.Now(), Factor: e.stallFactor, Floor: StallFloor}
-		stalled, err := e.store.ListStalled(ctx, q, sweepBatch)
-		if err != nil {
-			e.log.Error("watchdog: list stalled jobs", "err", err)
-			break
-		}
-		for _, s := range stalled {
-			e.failStalled(ctx, s.ID)
-		}
-		if len(stalled) < sweepBatch {
-			break
-		}
-	}
-	for range sweepRounds {
-		expired, err := e.store.ListExpired(ctx, e.clk.Now(), sweepBatch)
-		if err != nil {
-			e.log.Error("janitor: list expired jobs", "err", err)
-			break
-		}
-		for _, x := range expired {
-			if err := e.store.Expire(ctx, x.ID); err != nil && !errors.Is(err, ErrNotFound) {
-				e.log.Error("janitor: expire job", "job", x.ID, "err", err)
-			}
-		}
-		if len(expired) < sweepBatch {
-			break
-		}
-	}
+// StallFloor, and counted from this replica's start at the earliest, so a
+// restart is not a stall) with job_stalled, and of the janitor, which
+// turns jobs past their retention into tombstones and forgets old ones.
+func (e *Engine) Sweep(ctx context.Context) error {
+	return errors.Join(e.watchdog(ctx), e.janitor(ctx))
 }
 
-var errNotStalled = errors.New("job reported progress after all")
+// stallBatch bounds one pass of the watchdog and the janitor.
+const stallBatch = 500
 
-func (e *Engine) failStalled(ctx context.Context, id string) {
-	j, err := e.transition(ctx, id, StatusFailed, func(j *Job, now time.Time) error {
-		q := StallQuery{Now: now, Factor: e.stallFactor, Floor: StallFloor}
-		if !q.Stalled(*j) { // re-checked on the fresh copy: it may have beaten since the listing
-			return errNotStalled
+func (e *Engine) window(j Job) time.Duration {
+	return max(time.Duration(e.cfg.StallFactor*float64(j.Expected)), StallFloor)
+}
+
+func (e *Engine) watchdog(ctx context.Context) error {
+	now := e.clk.Now()
+	// Only the shortest window can be put in SQL; each candidate is then
+	// checked against its own.
+	// held: a River job that should drive the job (driven: not one whose
+	// worker went quiet on purpose) and that River will still run.
+	rows, err := e.db.Read().Query(ctx, `SELECT j.id, j.last_beat, j.expected, j.driven = 1 AND r.state IN `+riverLive+`
+		FROM jobs j LEFT JOIN river_job r ON r.id = j.river_id
+		WHERE j.status = 'processing' AND j.last_beat < ? ORDER BY j.last_beat LIMIT ?`,
+		sqldb.Nanos(now.Add(-StallFloor)), stallBatch)
+	if err != nil {
+		return fmt.Errorf("watchdog: listing processing jobs: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		var beat, expected int64
+		var running *bool
+		if err := rows.Scan(&id, &beat, &expected, &running); err != nil {
+			_ = rows.Close()
+			return fmt.Errorf("watchdog: %w", err)
+		}
+		if e.stalled(Job{LastBeat: sqldb.Time(beat), Expected: time.Duration(expected)}, running != nil && *running, now) {
+			ids = append(ids, id)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("watchdog: %w", err)
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := e.failStalled(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// riverLive are the states of a River job that River will still run.
+const riverLive = `('running', 'retryable', 'available', 'scheduled', 'pending')`
+
+// stalled reports whether j's worker has been silent past its window,
+// counting from this replica's start at the earliest. While River still
+// holds the job's River job, the job is given at least RescueGrace: a run
+// that reads running may have lost its worker with its replica (River
+// records a finished run a moment after the work returns), and River's
+// rescuer hands it on, to be retried, within that time.
+func (e *Engine) stalled(j Job, riverRunning bool, now time.Time) bool {
+	since := j.LastBeat
+	if e.started.After(since) {
+		since = e.started
+	}
+	window := e.window(j)
+	if riverRunning {
+		window = max(window, e.cfg.RescueGrace)
+	}
+	return since.Add(window).Before(now)
+}
+
+func (e *Engine) failStalled(ctx context.Context, id string) error {
+	var stalled Job
+	err := e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+		j, riverID, tomb, err := e.load(ctx, tx, id)
+		if err != nil || tomb || j.Status != StatusProcessing {
+			return err
+		}
+		var running bool
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) > 0 FROM river_job r JOIN jobs j ON j.river_id = r.id
+			WHERE j.id = ? AND j.driven = 1 AND r.state IN `+riverLive, id).Scan(&running); err != nil {
+			return err
+		}
+		now := e.clk.Now()
+		if !e.stalled(j, running, now) { // it beat, or River took it up, since the listing
+			return nil
 		}
 		j.Failure = &Failure{Code: CodeStalled, Detail: fmt.Sprintf(
 			"The job reported no progress for %s (expected run time %s) and was stopped.",
-			q.Window(*j).Round(time.Millisecond), j.Expected.Round(time.Millisecond))}
+			now.Sub(j.LastBeat).Round(time.Millisecond), j.Expected.Round(time.Millisecond))}
+		if stalled, err = e.finish(ctx, tx, j, StatusFailed); err != nil {
+			return err
+		}
+		return tx.Queue().Cancel(ctx, riverID)
+	})
+	if err != nil {
+		return fmt.Errorf("watchdog: failing %s: %w", id, err)
+	}
+	if stalled.ID != "" {
+		e.log.Warn("job stalled, failed by the watchdog", "job", id, "kind", stalled.Kind, "last_beat", stalled.LastBeat)
+	}
+	return nil
+}
+
+// janitor drops the input and output of jobs past their retention,
+// keeping a tombstone (so the monitor answers 410), and forgets tombstones
+// after TombstoneFor.
+func (e *Engine) janitor(ctx context.Context) error {
+	now := e.clk.Now()
+	return e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+		// A bounded batch per pass, oldest first, keeps each transaction short.
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET tombstone = 1, input = NULL, output = NULL, message = '', failure_detail = ''
+			WHERE id IN (SELECT id FROM jobs WHERE expires_at > 0 AND expires_at <= ? AND tombstone = 0 ORDER BY expires_at LIMIT ?)`,
+			sqldb.Nanos(now), stallBatch); err != nil {
+			return fmt.Errorf("janitor: expiring jobs: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE tombstone = 1 AND expires_at <= ? ORDER BY expires_at LIMIT ?)`,
+			sqldb.Nanos(now.Add(-e.cfg.TombstoneFor)), stallBatch); err != nil {
+			return fmt.Errorf("janitor: forgetting tombstones: %w", err)
+		}
 		return nil
 	})
-	switch {
-	case err == nil:
-		e.log.Warn("job stalled, failed by the watchdog", "job", id, "kind", j.Kind, "last_beat", j.LastBeat)
-		e.cancelRunning(id, errStalled)
-	case errors.Is(err, errNotStalled), errors.Is(err, ErrFinished):
-	default:
-		e.log.Error("watchdog: fail stalled job", "job", id, "err", err)
+}
+
+// Recover puts back what a crash or a stop left behind: an owner's count
+// of unfinished jobs that disagrees with the jobs is rebuilt, an unfinished
+// job whose River job is gone (or ended) while it should drive the job gets
+// a new one, and a job whose River job River gave up on (discarded, after
+// MaxAttempts errors: a worker that kept dying, a database that kept
+// failing) is failed with job_interrupted rather than retried forever.
+// Start runs it; a periodic job runs it again on the leader.
+func (e *Engine) Recover(ctx context.Context) error {
+	if err := e.recount(ctx); err != nil {
+		return err
 	}
+	return e.requeueOrphans(ctx)
+}
+
+// recount fixes the owners whose count of unfinished jobs disagrees with
+// the jobs. Each owner is fixed in a transaction that first locks its row,
+// so that on PostgreSQL the count (a statement of its own, with a snapshot
+// taken after the lock) includes every Submit that committed before, and
+// no Submit of that owner commits meanwhile.
+func (e *Engine) recount(ctx context.Context) error {
+	rows, err := e.db.Read().Query(ctx, `SELECT o.owner FROM (
+			SELECT owner FROM job_owners UNION SELECT DISTINCT owner FROM jobs WHERE status IN ('queued', 'processing')
+		) o LEFT JOIN job_owners c ON c.owner = o.owner
+		WHERE COALESCE(c.unfinished, -1) <> (SELECT COUNT(*) FROM jobs WHERE jobs.owner = o.owner AND jobs.status IN ('queued', 'processing'))`)
+	if err != nil {
+		return fmt.Errorf("jobs: checking per-owner counts: %w", err)
+	}
+	var owners []string
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			_ = rows.Close()
+			return fmt.Errorf("jobs: checking per-owner counts: %w", err)
+		}
+		owners = append(owners, o)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("jobs: checking per-owner counts: %w", err)
+	}
+	for _, o := range owners {
+		err := e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO job_owners (owner, unfinished) VALUES (?, 0) ON CONFLICT (owner) DO NOTHING`, o); err != nil {
+				return err
+			}
+			lock := `SELECT unfinished FROM job_owners WHERE owner = ?`
+			if e.db.Dialect() == sqldb.Postgres {
+				lock += ` FOR UPDATE`
+			}
+			var was int
+			if err := tx.QueryRow(ctx, lock, o).Scan(&was); err != nil {
+				return err
+			}
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('queued', 'processing')`, o).Scan(&n); err != nil {
+				return err
+			}
+			if n != was {
+				e.log.Warn("jobs: an owner's count of unfinished jobs was wrong; fixed", "owner", o, "was", was, "is", n)
+			}
+			_, err := tx.Exec(ctx, `UPDATE job_owners SET unfinished = ? WHERE owner = ?`, n, o)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("jobs: recounting %s: %w", o, err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) requeueOrphans(ctx context.Context) error {
+	rows, err := e.db.Read().Query(ctx, `SELECT j.id, COALESCE(CAST(r.state AS TEXT), '') FROM jobs j LEFT JOIN river_job r ON r.id = j.river_id
+		WHERE j.status IN ('queued', 'processing') AND j.driven = 1
+		  AND (r.id IS NULL OR r.state IN ('completed', 'discarded', 'cancelled'))
+		LIMIT ?`, stallBatch)
+	if err != nil {
+		return fmt.Errorf("jobs: listing orphaned jobs: %w", err)
+	}
+	type orphan struct{ id, riverState string }
+	var orphans []orphan
+	for rows.Next() {
+		var o orphan
+		if err := rows.Scan(&o.id, &o.riverState); err != nil {
+			_ = rows.Close()
+			return fmt.Errorf("jobs: listing orphaned jobs: %w", err)
+		}
+		orphans = append(orphans, o)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("jobs: listing orphaned jobs: %w", err)
+	}
+	for _, o := range orphans {
+		if o.riverState == "discarded" {
+			if err := e.interrupt(ctx, o.id); err != nil {
+				return err
+			}
+			continue
+		}
+		err := e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+			res, err := tx.Queue().Insert(ctx, runArgs{JobID: o.id}, e.runOpts())
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `UPDATE jobs SET river_id = ? WHERE id = ? AND status IN ('queued', 'processing')`, res.Job.ID, o.id)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("jobs: requeueing %s: %w", o.id, err)
+		}
+		e.log.Info("job requeued: its River job was gone", "job", o.id)
+	}
+	return nil
+}
+
+// interrupt fails a job whose River job River gave up on.
+func (e *Engine) interrupt(ctx context.Context, id string) error {
+	err := e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+		j, _, tomb, err := e.load(ctx, tx, id)
+		if err != nil || tomb || j.Status.Terminal() {
+			return err
+		}
+		j.Failure = &Failure{Code: CodeInterrupted, Detail: fmt.Sprintf(
+			"The job was interrupted: its worker failed %d times in a row (it crashed, or its database did not answer), so it was stopped.", e.cfg.MaxAttempts)}
+		_, err = e.finish(ctx, tx, j, StatusFailed)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("jobs: failing %s as interrupted: %w", id, err)
+	}
+	e.log.Warn("job failed as interrupted: River gave up on its worker", "job", id)
+	return nil
 }

@@ -74,8 +74,8 @@ const (
 // Failure says why a job did not succeed, as an error-catalog code plus a
 // human detail safe to show the job's owner.
 type Failure struct {
-	Code   string
-	Detail string
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
 }
 
 func (f *Failure) Error() string {
@@ -92,16 +92,34 @@ func Fail(code, detail string) error { return &Failure{Code: code, Detail: detai
 
 // Sentinel errors. The API layer turns them into problems in one place.
 var (
-	ErrNotFound        = errors.New("job not found")
-	ErrGone            = errors.New("job expired")
-	ErrFinished        = errors.New("job already finished")
-	ErrQueueFull       = errors.New("job queue full")
-	ErrUnknownKind     = errors.New("unknown job kind")
-	ErrClosed          = errors.New("job engine closed")
-	ErrOwnerBusy       = errors.New("owner has too many unfinished jobs")
-	ErrExists          = errors.New("job already exists")
-	ErrVersionConflict = errors.New("job version conflict")
+	ErrNotFound    = errors.New("job not found")
+	ErrGone        = errors.New("job expired")
+	ErrFinished    = errors.New("job already finished")
+	ErrQueueFull   = errors.New("job queue full")
+	ErrUnknownKind = errors.New("unknown job kind")
+	ErrClosed      = errors.New("job engine closed")
+	ErrOwnerBusy   = errors.New("owner has too many unfinished jobs")
+	ErrExists      = errors.New("job already exists")
 )
+
+// Plan is how a job runs: its steps, the time between them, and how it
+// ends. The caller decides it (the sandbox's scenarios) and the engine
+// plays it, one step at a time.
+type Plan struct {
+	Steps    int           `json:"steps"`
+	Interval time.Duration `json:"interval"` // real time between steps
+	// FailAt is the number of steps done when the job fails (with
+	// Failure) or its worker crashes (Failure nil); -1 when it does
+	// neither.
+	FailAt  int      `json:"fail_at"`
+	Failure *Failure `json:"failure,omitempty"`
+	// Silent: after its first step the worker stops reporting, as a hung
+	// worker would, and only the dead-man's switch ends the job.
+	Silent bool `json:"silent,omitempty"`
+}
+
+// Expected is how long the plan takes.
+func (p Plan) Expected() time.Duration { return time.Duration(max(p.Steps, 1)) * p.Interval }
 
 // Job is a snapshot of one job. It is a value: changing a copy changes
 // nothing in the engine.
@@ -121,8 +139,12 @@ type Job struct {
 	Output                []byte        // set on success, opaque
 	Failure               *Failure      // set when failed or canceled
 	ExpiresAt             time.Time     // zero until terminal; FinishedAt + retention
-	Version               int64         // bumped by the store on every update
+	Version               int64         // rises with every change
 	LastBeat              time.Time     // last sign of life from the worker
+
+	Plan   Plan      // how it runs
+	Step   int       // steps done
+	NextAt time.Time // when the next step is due, while processing
 }
 
 // Remaining estimates the time left: the full Expected while queued,

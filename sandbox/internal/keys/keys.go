@@ -2,11 +2,12 @@
 //
 // The sandbox keeps no accounts: anyone may ask for a key, and a key is the
 // whole identity. Only a SHA-256 digest of each key is stored, so the plain
-// key exists in one place, the response that issued it, and a memory dump or
-// a log line cannot leak it.
+// key exists in one place, the response that issued it, and a database
+// dump or a log line cannot leak it.
 package keys
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
@@ -14,8 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 )
 
 // Prefix starts every sandbox key, so that a key pasted in the wrong place
@@ -23,7 +25,7 @@ import (
 const Prefix = "sk_sandbox_"
 
 var (
-	// ErrUnknown means the key was never issued here (or the sandbox restarted).
+	// ErrUnknown means the key was never issued here.
 	ErrUnknown = errors.New("unknown API key")
 	// ErrFull means the sandbox holds as many keys as it is configured to.
 	ErrFull = errors.New("too many API keys issued")
@@ -37,50 +39,65 @@ type Key struct {
 	CreatedAt time.Time
 }
 
-// Registry holds issued keys in memory.
-type Registry struct {
-	mu   sync.RWMutex
-	max  int
-	keys map[[32]byte]Key
-	now  func() time.Time
+// Store keeps issued keys in the database.
+type Store struct {
+	db  sqldb.DB
+	max int
+	now func() time.Time
 }
 
-// NewRegistry returns a registry that holds at most max keys.
-func NewRegistry(max int, now func() time.Time) *Registry {
-	return &Registry{max: max, keys: map[[32]byte]Key{}, now: now}
+// New returns a store that holds at most max keys.
+func New(db sqldb.DB, max int, now func() time.Time) *Store {
+	return &Store{db: db, max: max, now: now}
 }
 
 var encoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // Issue creates a new key and returns it in plain text with its record.
-func (r *Registry) Issue() (string, Key, error) {
+func (s *Store) Issue(ctx context.Context) (string, Key, error) {
 	var raw [20]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", Key{}, fmt.Errorf("reading random bytes: %w", err)
 	}
 	plain := Prefix + strings.ToLower(encoding.EncodeToString(raw[:]))
 	sum := sha256.Sum256([]byte(plain))
-	k := Key{ID: "key_" + hex.EncodeToString(sum[:8]), CreatedAt: r.now()}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.keys) >= r.max {
-		return "", Key{}, ErrFull
+	k := Key{ID: "key_" + hex.EncodeToString(sum[:8]), CreatedAt: s.now()}
+	err := s.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM api_keys`).Scan(&n); err != nil {
+			return err
+		}
+		if n >= s.max {
+			return ErrFull
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO api_keys (digest, id, created_at, last_used_at) VALUES (?, ?, ?, ?)`,
+			sum[:], k.ID, sqldb.Nanos(k.CreatedAt), sqldb.Nanos(k.CreatedAt))
+		return err
+	})
+	if errors.Is(err, ErrFull) {
+		return "", Key{}, err
 	}
-	r.keys[sum] = k
+	if err != nil {
+		return "", Key{}, fmt.Errorf("keys: issuing: %w", err)
+	}
 	return plain, k, nil
 }
 
 // Lookup returns the record of a plain key.
-func (r *Registry) Lookup(plain string) (Key, error) {
+func (s *Store) Lookup(ctx context.Context, plain string) (Key, error) {
 	if !strings.HasPrefix(plain, Prefix) || len(plain) > 128 {
 		return Key{}, ErrUnknown
 	}
 	sum := sha256.Sum256([]byte(plain))
-	r.mu.RLock()
-	k, ok := r.keys[sum]
-	r.mu.RUnlock()
-	if !ok {
+	var k Key
+	var created int64
+	err := s.db.Read().QueryRow(ctx, `SELECT id, created_at FROM api_keys WHERE digest = ?`, sum[:]).Scan(&k.ID, &created)
+	if errors.Is(err, sqldb.ErrNoRows) {
 		return Key{}, ErrUnknown
 	}
+	if err != nil {
+		return Key{}, fmt.Errorf("keys: looking up a key: %w", err)
+	}
+	k.CreatedAt = sqldb.Time(created)
 	return k, nil
 }

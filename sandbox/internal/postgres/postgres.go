@@ -138,7 +138,7 @@ func (db *DB) NewQueue(cfg *river.Config) (sqldb.Queue, error) {
 const migrateLock = 0x616363657074 // "accept"
 
 // Migrate implements sqldb.DB.
-func (db *DB) Migrate(ctx context.Context) (sqldb.MigrateResult, error) {
+func (db *DB) Migrate(ctx context.Context, apply bool) (sqldb.MigrateResult, error) {
 	var res sqldb.MigrateResult
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
@@ -153,7 +153,7 @@ func (db *DB) Migrate(ctx context.Context) (sqldb.MigrateResult, error) {
 			db.log.Warn("releasing the migration lock", "err", err)
 		}
 	}()
-	res.River, res.RiverVersion, err = sqldb.MigrateRiver(ctx, riverpgxv5.New(db.pool), db.log)
+	res.River, res.RiverVersion, err = sqldb.MigrateRiver(ctx, riverpgxv5.New(db.pool), db.log, apply)
 	if err != nil {
 		return res, err
 	}
@@ -161,7 +161,7 @@ func (db *DB) Migrate(ctx context.Context) (sqldb.MigrateResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.App, res.AppVersion, err = sqldb.ApplyMigrations(ctx, db, ms, db.now)
+	res.App, res.AppVersion, err = sqldb.ApplyMigrations(ctx, db, ms, db.now, apply)
 	return res, err
 }
 

@@ -67,6 +67,7 @@ const (
 	InternalError        = "internal_error"
 
 	ShuttingDown          = "shutting_down"
+	DatabaseUnavailable   = "database_unavailable"
 	TooManyJobs           = "too_many_jobs"
 	JobInterrupted        = "job_interrupted"
 	IdempotencyKeyInvalid = "idempotency_key_invalid"
@@ -96,7 +97,7 @@ func entries() []Entry {
 			Description: "The body parsed, but a field is missing, has the wrong type, is out of range, or is not part of the schema. No job was created.",
 			Action:      "Fix every field listed in `errors` (each has a `location` such as `body.from` and a message) and send the request again."},
 		{Code: Unauthorized, Status: http.StatusUnauthorized, Title: "Missing or unknown API key", When: Immediate,
-			Description: "The request has no `Authorization: Bearer <key>` header, or the key is not one this sandbox issued (sandbox keys are kept in memory and vanish when it restarts).",
+			Description: "The request has no `Authorization: Bearer <key>` header, or the key is not one this sandbox issued.",
 			Action:      "Get a key with `POST /v1/sandbox/keys` and send it as `Authorization: Bearer <key>` on every call."},
 		{Code: NotFound, Status: http.StatusNotFound, Title: "Resource not found", When: Immediate,
 			Description: "Nothing exists at this URL for your API key. Jobs and results belong to the key that created them; another key gets this same answer, so ids cannot be probed.",
@@ -128,6 +129,9 @@ func entries() []Entry {
 		{Code: ShuttingDown, Status: http.StatusServiceUnavailable, Title: "Sandbox is shutting down", When: Immediate, Retryable: true,
 			Description: "The sandbox is restarting: it lets the jobs it has finish but accepts no new ones. Nothing was created. Status monitors keep answering until it stops.",
 			Action:      "Wait the number of seconds in `Retry-After` and send the same request again (with the same `Idempotency-Key` if you used one)."},
+		{Code: DatabaseUnavailable, Status: http.StatusServiceUnavailable, Title: "Database unavailable", When: Immediate, Retryable: true,
+			Description: "This copy of the sandbox cannot reach its database, so it is not ready to serve. `GET /readyz` answers with this problem, so a load balancer sends requests to another copy meanwhile.",
+			Action:      "Retry after the seconds in `Retry-After`; if you run the sandbox, check the database named by `-database`."},
 		{Code: TooManyJobs, Status: http.StatusTooManyRequests, Title: "Too many unfinished jobs", When: Immediate, Retryable: true,
 			Description: "This API key already has as many queued or processing jobs as the sandbox allows one key, so that one client cannot fill the queue for everyone. Nothing was created.",
 			Action:      "Wait for some of your jobs to finish (or cancel ones you no longer need), then retry after the seconds in `Retry-After`."},
@@ -144,8 +148,8 @@ func entries() []Entry {
 			Description: "The worker running the job crashed. As a response to a request this means a bug in the sandbox; inside a failed job it is the deferred failure most services meet sooner or later.",
 			Action:      "Start the job again. If it keeps failing, send the job id to support: it identifies the run in the server's logs.",
 			Scenario:    map[string]any{"outcome": "crash"}},
-		{Code: JobInterrupted, Status: http.StatusServiceUnavailable, Title: "Job interrupted by a restart", When: Deferred, Retryable: true,
-			Description: "The sandbox shut down before the job finished: on shutdown it lets running jobs finish for a while, then fails the rest with this code rather than leave them pending forever.",
+		{Code: JobInterrupted, Status: http.StatusServiceUnavailable, Title: "Job interrupted", When: Deferred, Retryable: true,
+			Description: "The job's worker was interrupted (its process crashed or was killed, or its database failed) more often than the sandbox retries it, so the job was failed rather than left pending forever. A restart alone does not do this: jobs are kept in the database and go on where they left off.",
 			Action:      "Start the job again; the request itself was fine."},
 		{Code: JobStalled, Status: http.StatusGatewayTimeout, Title: "Job stopped reporting progress", When: Deferred, Retryable: true,
 			Description: "The worker stopped reporting progress for more than twice the job's expected duration, so the server's dead-man's switch failed the job rather than leave it pending forever.",

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/dataset"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/simulate"
@@ -72,25 +71,31 @@ func Build(p Params) Report {
 	return r
 }
 
-// Work returns the job function for report jobs: it walks through the
-// scenario (one step per section of the report) and then builds the report.
-func Work(clk clock.Clock, scale float64) jobs.Work {
-	return func(ctx context.Context, job jobs.Job, progress jobs.Progress) ([]byte, error) {
-		var in Input
-		if err := json.Unmarshal(job.Input, &in); err != nil {
-			return nil, fmt.Errorf("decoding report input: %w", err)
-		}
-		sections := []string{"loading orders", "loading refunds", "aggregating by day", "computing totals", "rendering"}
-		err := simulate.Run(ctx, clk, scale, in.Scenario, len(sections), progress, func(i int) (string, error) {
-			return fmt.Sprintf("%s (%d of %d)", sections[i], i+1, len(sections)), nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		out, err := json.Marshal(Build(in.Params))
-		if err != nil {
-			return nil, fmt.Errorf("encoding report: %w", err)
-		}
-		return out, nil
+// sections are the steps of a report, in order.
+var sections = []string{"loading orders", "loading refunds", "aggregating by day", "computing totals", "rendering"}
+
+// Plan is how a report job runs: one step per section of the report.
+func Plan(in Input, scale float64) (jobs.Plan, error) {
+	return simulate.Plan(in.Scenario, len(sections), scale)
+}
+
+// Work is what report jobs do: report each section, then build the report.
+func Work() jobs.Work {
+	return jobs.Work{
+		Message: func(_ jobs.Job, i int) string {
+			i = min(max(i, 0), len(sections)-1)
+			return fmt.Sprintf("%s (%d of %d)", sections[i], i+1, len(sections))
+		},
+		Result: func(_ context.Context, job jobs.Job) ([]byte, error) {
+			var in Input
+			if err := json.Unmarshal(job.Input, &in); err != nil {
+				return nil, fmt.Errorf("decoding report input: %w", err)
+			}
+			out, err := json.Marshal(Build(in.Params))
+			if err != nil {
+				return nil, fmt.Errorf("encoding report: %w", err)
+			}
+			return out, nil
+		},
 	}
 }

@@ -1,19 +1,18 @@
 // Package simulate is the pretend work behind every sandbox flow. A
 // Scenario chosen by the caller says how long the job takes and how it
 // ends, so visitors and tests can watch success, failure, a stalled worker
-// and a crash without any real workload; a time scale and an injected clock
-// make a 30-second scenario take milliseconds in tests.
+// and a crash without any real workload; Plan turns it into the steps the
+// job engine plays, and a time scale makes a 30-second scenario take
+// milliseconds in tests.
 package simulate
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
 	"regexp"
 	"time"
 
-	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 )
 
@@ -75,60 +74,23 @@ func (s Scenario) Validate(maxDuration time.Duration) error {
 	return errors.Join(errs...)
 }
 
-// Run plays sc: steps steps spaced evenly over sc.Duration×scale of real
-// time (waiting on clk), each calling step (if not nil) for a message and
-// then progress with a rising percent. It returns nil on success, the
-// error of step or progress, context.Cause(ctx) when ctx ends, or
-// jobs.Fail(sc.FailCode, …) once FailAfter of the steps are done. A stall
-// reports once and then waits silently for ctx; a crash panics.
-func Run(ctx context.Context, clk clock.Clock, scale float64, sc Scenario, steps int, progress jobs.Progress, step func(i int) (message string, err error)) error {
+// Plan turns sc into how its job runs: steps steps spaced evenly over
+// sc.Duration×scale of real time; a fail or a crash once FailAfter of the
+// steps are done; a stall after the first step.
+func Plan(sc Scenario, steps int, scale float64) (jobs.Plan, error) {
 	if scale < 0 || math.IsNaN(scale) || math.IsInf(scale, 0) {
-		return fmt.Errorf("simulate: bad time scale %v", scale)
+		return jobs.Plan{}, fmt.Errorf("simulate: bad time scale %v", scale)
 	}
 	steps = max(steps, 1)
-	interval := time.Duration(float64(sc.Duration) * scale / float64(steps))
-	failAt := -1 // number of completed steps after which fail/crash happens
-	if sc.Outcome == OutcomeFail || sc.Outcome == OutcomeCrash {
-		failAt = int(math.Ceil(sc.FailAfter * float64(steps)))
+	p := jobs.Plan{Steps: steps, Interval: time.Duration(float64(sc.Duration) * scale / float64(steps)), FailAt: -1}
+	switch sc.Outcome {
+	case OutcomeFail, OutcomeCrash:
+		p.FailAt = int(math.Ceil(sc.FailAfter * float64(steps)))
+		if sc.Outcome == OutcomeFail {
+			p.Failure = &jobs.Failure{Code: sc.FailCode, Detail: fmt.Sprintf("The simulated job failed after %d of %d steps, as its scenario asked.", p.FailAt, steps)}
+		}
+	case OutcomeStall:
+		p.Silent = true
 	}
-	end := func(done int) error {
-		if done != failAt {
-			return nil
-		}
-		if sc.Outcome == OutcomeCrash {
-			panic(fmt.Sprintf("simulate: scenario crash after %d of %d steps", done, steps))
-		}
-		return jobs.Fail(sc.FailCode, fmt.Sprintf("The simulated job failed after %d of %d steps, as its scenario asked.", done, steps))
-	}
-	if err := end(0); err != nil {
-		return err
-	}
-	for i := range steps {
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-clk.After(interval):
-		}
-		msg := fmt.Sprintf("step %d of %d", i+1, steps)
-		if step != nil {
-			m, err := step(i)
-			if err != nil {
-				return fmt.Errorf("simulate: step %d: %w", i+1, err)
-			}
-			if m != "" {
-				msg = m
-			}
-		}
-		if err := progress((i+1)*100/steps, msg); err != nil {
-			return fmt.Errorf("simulate: progress: %w", err)
-		}
-		if sc.Outcome == OutcomeStall {
-			<-ctx.Done() // silent from here on: the dead-man's switch has to notice
-			return context.Cause(ctx)
-		}
-		if err := end(i + 1); err != nil {
-			return err
-		}
-	}
-	return nil
+	return p, nil
 }

@@ -16,6 +16,10 @@ import (
 // does not know its schema and must not run on it.
 var ErrTooNew = errors.New("the database schema is newer than this binary")
 
+// ErrNotMigrated means migrations are left to apply (Migrate with apply
+// false).
+var ErrNotMigrated = errors.New("the database is not migrated to this binary's version")
+
 // MigrateResult says what Migrate applied.
 type MigrateResult struct {
 	River, App []int // versions applied now, in order
@@ -69,7 +73,20 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 // A database recording a version beyond the last migration is refused with
 // ErrTooNew. Concurrent runs must be serialised by the caller (PostgreSQL:
 // an advisory lock).
-func ApplyMigrations(ctx context.Context, db DB, ms []Migration, now func() time.Time) (applied []int, version int, err error) {
+func ApplyMigrations(ctx context.Context, db DB, ms []Migration, now func() time.Time, apply bool) (applied []int, version int, err error) {
+	if !apply {
+		var current int
+		err := db.Read().QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current)
+		switch {
+		case err != nil:
+			return nil, 0, fmt.Errorf("%w: no sandbox schema yet (%v); run `sandbox migrate`", ErrNotMigrated, err)
+		case current > len(ms):
+			return nil, current, fmt.Errorf("%w: the database is at sandbox schema version %d, this binary knows versions up to %d", ErrTooNew, current, len(ms))
+		case current < len(ms):
+			return nil, current, fmt.Errorf("%w: sandbox schema version %d of %d; run `sandbox migrate`", ErrNotMigrated, current, len(ms))
+		}
+		return nil, current, nil
+	}
 	err = db.Tx(ctx, func(ctx context.Context, tx Tx) error {
 		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version BIGINT PRIMARY KEY,

@@ -20,7 +20,7 @@ import (
 // MigrateRiver applies River's migrations and answers the versions applied
 // and the version the database is at. rivermigrate itself does nothing on a
 // database migrated by a newer River: that is refused here with ErrTooNew.
-func MigrateRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], log *slog.Logger) (applied []int, version int, err error) {
+func MigrateRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], log *slog.Logger, apply bool) (applied []int, version int, err error) {
 	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: log})
 	if err != nil {
 		return nil, 0, fmt.Errorf("river migrations: %w", err)
@@ -28,8 +28,18 @@ func MigrateRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], 
 	all := m.AllVersions()
 	known := all[len(all)-1].Version
 	// ExistingVersions fails on a version this River does not know.
-	if _, err := m.ExistingVersions(ctx); err != nil && strings.Contains(err.Error(), "not found in migrator bundle") {
+	existing, err := m.ExistingVersions(ctx)
+	if err != nil && strings.Contains(err.Error(), "not found in migrator bundle") {
 		return nil, 0, fmt.Errorf("%w: River's tables were migrated by a newer River than this binary's (it knows versions up to %d): %v", ErrTooNew, known, err)
+	}
+	if !apply {
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: River's tables (%v); run `sandbox migrate`", ErrNotMigrated, err)
+		}
+		if len(existing) == 0 || existing[len(existing)-1].Version < known {
+			return nil, 0, fmt.Errorf("%w: River's tables are not at version %d; run `sandbox migrate`", ErrNotMigrated, known)
+		}
+		return nil, known, nil
 	}
 	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
 	if err != nil {

@@ -102,7 +102,9 @@ type DB interface {
 	NewQueue(cfg *river.Config) (Queue, error)
 	// Migrate brings River's schema and the sandbox's to this binary's
 	// versions, refusing a database newer than the binary (ErrTooNew).
-	Migrate(ctx context.Context) (MigrateResult, error)
+	// With apply false it changes nothing and answers ErrNotMigrated when
+	// something is left to apply.
+	Migrate(ctx context.Context, apply bool) (MigrateResult, error)
 	// Ping checks the database answers.
 	Ping(ctx context.Context) error
 	// Describe names the database for logs (a path, or a URL without password).

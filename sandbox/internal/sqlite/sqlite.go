@@ -30,15 +30,15 @@ import (
 
 // DB is a SQLite database file.
 type DB struct {
-	path    string
-	temp    string // a directory to remove on Close (Memory)
-	write   *sql.DB
-	read    *sql.DB
-	log     *slog.Logger
-	now     func() time.Time
-	broker  sqldb.Broker
-	queue   *sqldb.RiverQueue[*sql.Tx]
-	readQ   querier
+	path   string
+	temp   string // a directory to remove on Close (Memory)
+	write  *sql.DB
+	read   *sql.DB
+	log    *slog.Logger
+	now    func() time.Time
+	broker sqldb.Broker
+	queue  *sqldb.RiverQueue[*sql.Tx]
+	readQ  querier
 }
 
 var _ sqldb.DB = (*DB)(nil)
@@ -184,10 +184,10 @@ func (db *DB) NewQueue(cfg *river.Config) (sqldb.Queue, error) {
 }
 
 // Migrate implements sqldb.DB.
-func (db *DB) Migrate(ctx context.Context) (sqldb.MigrateResult, error) {
+func (db *DB) Migrate(ctx context.Context, apply bool) (sqldb.MigrateResult, error) {
 	var res sqldb.MigrateResult
 	var err error
-	res.River, res.RiverVersion, err = sqldb.MigrateRiver(ctx, riversqlite.New(db.write), db.log)
+	res.River, res.RiverVersion, err = sqldb.MigrateRiver(ctx, riversqlite.New(db.write), db.log, apply)
 	if err != nil {
 		return res, err
 	}
@@ -195,7 +195,7 @@ func (db *DB) Migrate(ctx context.Context) (sqldb.MigrateResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.App, res.AppVersion, err = sqldb.ApplyMigrations(ctx, db, ms, db.now)
+	res.App, res.AppVersion, err = sqldb.ApplyMigrations(ctx, db, ms, db.now, apply)
 	return res, err
 }
 

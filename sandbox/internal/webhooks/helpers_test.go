@@ -1,9 +1,7 @@
 package webhooks
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -25,110 +23,10 @@ const (
 
 var testStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// stepClock is a fake scheduler: After records the delay, moves the clock
-// forward by it and fires at once, so a 76-hour schedule runs in
-// milliseconds and the test reads back exactly what was asked for.
-type stepClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	delays []time.Duration
-}
-
-func newStepClock() *stepClock { return &stepClock{now: testStart} }
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.delays = append(c.delays, d)
-	c.now = c.now.Add(d)
-	ch := make(chan time.Time, 1)
-	ch <- c.now
-	return ch
-}
-
-func (c *stepClock) Delays() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.delays...)
-}
-
-// stuckClock never fires: deliveries wait for their retry until Close.
-type stuckClock struct{}
-
-func (stuckClock) Now() time.Time                       { return testStart }
-func (stuckClock) After(time.Duration) <-chan time.Time { return nil }
-
-// waitLog is a MemLog that also reports each attempt on a channel.
-type waitLog struct {
-	*MemLog
-	all, final chan Attempt
-}
-
-func newWaitLog() *waitLog {
-	return &waitLog{MemLog: NewMemLog(0, 0), all: make(chan Attempt, 4096), final: make(chan Attempt, 4096)}
-}
-
-func (l *waitLog) Record(ctx context.Context, key string, a Attempt) error {
-	_ = l.MemLog.Record(ctx, key, a)
-	l.all <- a
-	if a.Final {
-		l.final <- a
-	}
-	return nil
-}
-
-func mustWait(t testing.TB, ch <-chan Attempt) Attempt {
-	t.Helper()
-	select {
-	case a := <-ch:
-		return a
-	case <-time.After(10 * time.Second):
-		t.Fatal("no attempt recorded within 10 s")
-		return Attempt{}
-	}
-}
-
 // loopbackClient is the safedial client allowing 127.0.0.1, where the
 // httptest receivers listen.
 func loopbackClient() *http.Client {
 	return safedial.Policy{Allow: netip.Addr.IsLoopback}.Client()
-}
-
-// newDispatcher returns a Dispatcher on a stepClock with no jitter, unless
-// cfg says otherwise, closed when the test ends.
-func newDispatcher(t testing.TB, cfg Config) (*Dispatcher, *waitLog, *stepClock) {
-	t.Helper()
-	clk := newStepClock()
-	wl := newWaitLog()
-	if cfg.Client == nil {
-		cfg.Client = loopbackClient()
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = clk
-	}
-	if cfg.Log == nil {
-		cfg.Log = wl
-	}
-	if cfg.JitterFraction == 0 {
-		cfg.JitterFraction = -1
-	}
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	d, err := NewDispatcher(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, _ = d.Close(ctx)
-	})
-	return d, wl, clk
 }
 
 type captured struct {
@@ -178,6 +76,25 @@ func mustSecret(t testing.TB) string {
 	return s
 }
 
+func mustSigner(t testing.TB, secrets ...string) *Signer {
+	t.Helper()
+	s, err := NewSigner(secrets...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func testMessage() Message {
 	return NewMessage("import.complete", testStart, map[string]any{"import_id": "imp_123", "imported": 42})
+}
+
+// request is one attempt at msg to url, signed with signer, at testStart.
+func request(t testing.TB, url string, msg Message, signer *Signer) Request {
+	t.Helper()
+	body, err := msg.Payload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Request{URL: url, ID: msg.ID, At: testStart, Payload: body, Signer: signer, Timeout: 5 * time.Second}
 }

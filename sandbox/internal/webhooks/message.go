@@ -3,11 +3,11 @@
 // webhook-timestamp and webhook-signature headers, and a retry schedule
 // with jitter that honours Retry-After.
 //
-// It is a library: it knows nothing of HTTP handlers, imports or API keys.
-// The sandbox's API decides what to send and where, asks a Dispatcher to
-// deliver it in the background, shows the attempts a Log recorded, and uses
-// Verify to explain a signature check to a person (the built-in inbox and
-// the try-it page).
+// It is a library: it knows nothing of HTTP handlers, imports, API keys or
+// databases. The sandbox's outbox stores messages and decides when to try
+// again; each try is one Sender.Send, recorded as an Attempt. Verify
+// explains a signature check to a person (the built-in inbox and the try-it
+// page).
 package webhooks
 
 import (
@@ -63,8 +63,8 @@ type payload struct {
 }
 
 // Payload validates m and returns its JSON payload,
-// {"type":…,"timestamp":RFC 3339 in UTC,"data":…}. The Dispatcher calls it
-// once per message and sends (and signs) the same bytes on every attempt.
+// {"type":…,"timestamp":RFC 3339 in UTC,"data":…}. It is computed once per
+// message: every attempt sends (and signs) the same bytes.
 func (m Message) Payload() ([]byte, error) {
 	if m.ID == "" {
 		return nil, fmt.Errorf("%w: the message has no id", ErrInvalidMessage)

@@ -64,8 +64,7 @@ type Invoker interface {
 	// Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its
 	// `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a
 	// step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes
-	// (creating a 21st drops the oldest), and each inbox its 100 newest deliveries. Inboxes live in
-	// memory.
+	// (creating a 21st drops the oldest), and each inbox its 100 newest deliveries.
 	//
 	// POST /v1/sandbox/inboxes
 	CreateInbox(ctx context.Context) (CreateInboxRes, error)
@@ -86,7 +85,8 @@ type Invoker interface {
 	//
 	// Issues a new API key for the sandbox; no sign-up. Every other operation needs it as
 	// `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them.
-	// Keys live in memory until the sandbox restarts. Limited per client address.
+	// Keys are kept in the sandbox's database, so a restart does not lose them. Limited per client
+	// address.
 	//
 	// POST /v1/sandbox/keys
 	CreateSandboxKey(ctx context.Context) (CreateSandboxKeyRes, error)
@@ -591,8 +591,7 @@ func (c *Client) sendCreateImport(ctx context.Context, request *ImportRequest, p
 // Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its
 // `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a
 // step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes
-// (creating a 21st drops the oldest), and each inbox its 100 newest deliveries. Inboxes live in
-// memory.
+// (creating a 21st drops the oldest), and each inbox its 100 newest deliveries.
 //
 // POST /v1/sandbox/inboxes
 func (c *Client) CreateInbox(ctx context.Context) (CreateInboxRes, error) {
@@ -772,7 +771,8 @@ func (c *Client) sendCreateReport(ctx context.Context, request *ReportRequest, p
 //
 // Issues a new API key for the sandbox; no sign-up. Every other operation needs it as
 // `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them.
-// Keys live in memory until the sandbox restarts. Limited per client address.
+// Keys are kept in the sandbox's database, so a restart does not lose them. Limited per client
+// address.
 //
 // POST /v1/sandbox/keys
 func (c *Client) CreateSandboxKey(ctx context.Context) (CreateSandboxKeyRes, error) {

@@ -44,6 +44,10 @@ type CancelJobGone Problem
 
 func (*CancelJobGone) cancelJobRes() {}
 
+type CancelJobInternalServerError Problem
+
+func (*CancelJobInternalServerError) cancelJobRes() {}
+
 type CancelJobNotFound Problem
 
 func (*CancelJobNotFound) cancelJobRes() {}
@@ -144,6 +148,10 @@ func (*CreateExportConflictHeaders) listInboxDeliveriesRes()  {}
 func (*CreateExportConflictHeaders) streamInboxEventsRes()    {}
 func (*CreateExportConflictHeaders) streamJobEventsRes()      {}
 
+type CreateExportInternalServerError ProblemHeaders
+
+func (*CreateExportInternalServerError) createExportRes() {}
+
 type CreateExportRequestEntityTooLarge ProblemHeaders
 
 func (*CreateExportRequestEntityTooLarge) createExportRes() {}
@@ -218,6 +226,10 @@ type CreateImportConflict CreateExportConflictHeaders
 
 func (*CreateImportConflict) createImportRes() {}
 
+type CreateImportInternalServerError ProblemHeaders
+
+func (*CreateImportInternalServerError) createImportRes() {}
+
 type CreateImportRequestEntityTooLarge ProblemHeaders
 
 func (*CreateImportRequestEntityTooLarge) createImportRes() {}
@@ -245,6 +257,10 @@ func (*CreateReportBadRequest) createReportRes() {}
 type CreateReportConflict CreateExportConflictHeaders
 
 func (*CreateReportConflict) createReportRes() {}
+
+type CreateReportInternalServerError ProblemHeaders
+
+func (*CreateReportInternalServerError) createReportRes() {}
 
 type CreateReportRequestEntityTooLarge ProblemHeaders
 
@@ -812,6 +828,10 @@ func (*DownloadExportConflict) downloadExportRes() {}
 type DownloadExportGone Problem
 
 func (*DownloadExportGone) downloadExportRes() {}
+
+type DownloadExportInternalServerError Problem
+
+func (*DownloadExportInternalServerError) downloadExportRes() {}
 
 type DownloadExportNotFound Problem
 
@@ -1435,6 +1455,10 @@ type GetExportGone Problem
 
 func (*GetExportGone) getExportRes() {}
 
+type GetExportInternalServerError Problem
+
+func (*GetExportInternalServerError) getExportRes() {}
+
 type GetExportNotFound Problem
 
 func (*GetExportNotFound) getExportRes() {}
@@ -1451,6 +1475,10 @@ type GetImportGone Problem
 
 func (*GetImportGone) getImportRes() {}
 
+type GetImportInternalServerError Problem
+
+func (*GetImportInternalServerError) getImportRes() {}
+
 type GetImportNotFound Problem
 
 func (*GetImportNotFound) getImportRes() {}
@@ -1458,6 +1486,10 @@ func (*GetImportNotFound) getImportRes() {}
 type GetImportUnprocessableEntity Problem
 
 func (*GetImportUnprocessableEntity) getImportRes() {}
+
+type GetInboxInternalServerError ProblemHeaders
+
+func (*GetInboxInternalServerError) getInboxRes() {}
 
 type GetInboxNotFound ProblemHeaders
 
@@ -1470,6 +1502,10 @@ func (*GetInboxUnprocessableEntity) getInboxRes() {}
 type GetJobGone ProblemHeaders
 
 func (*GetJobGone) getJobRes() {}
+
+type GetJobInternalServerError ProblemHeaders
+
+func (*GetJobInternalServerError) getJobRes() {}
 
 type GetJobNotFound ProblemHeaders
 
@@ -1608,6 +1644,10 @@ func (*GetReportConflict) getReportRes() {}
 type GetReportGone Problem
 
 func (*GetReportGone) getReportRes() {}
+
+type GetReportInternalServerError Problem
+
+func (*GetReportInternalServerError) getReportRes() {}
 
 type GetReportNotFound Problem
 
@@ -3345,6 +3385,10 @@ type ListImportDeliveriesGone ProblemHeaders
 
 func (*ListImportDeliveriesGone) listImportDeliveriesRes() {}
 
+type ListImportDeliveriesInternalServerError ProblemHeaders
+
+func (*ListImportDeliveriesInternalServerError) listImportDeliveriesRes() {}
+
 type ListImportDeliveriesNotFound ProblemHeaders
 
 func (*ListImportDeliveriesNotFound) listImportDeliveriesRes() {}
@@ -3352,6 +3396,10 @@ func (*ListImportDeliveriesNotFound) listImportDeliveriesRes() {}
 type ListImportDeliveriesUnprocessableEntity ProblemHeaders
 
 func (*ListImportDeliveriesUnprocessableEntity) listImportDeliveriesRes() {}
+
+type ListInboxDeliveriesInternalServerError ProblemHeaders
+
+func (*ListInboxDeliveriesInternalServerError) listInboxDeliveriesRes() {}
 
 type ListInboxDeliveriesNotFound ProblemHeaders
 
@@ -4266,6 +4314,9 @@ func (s *Problem) SetType(val url.URL) {
 	s.Type = val
 }
 
+func (*Problem) getWebhookSecretRes()    {}
+func (*Problem) rotateWebhookSecretRes() {}
+
 // ProblemHeaders wraps Problem with response headers.
 type ProblemHeaders struct {
 	RateLimit       OptString
@@ -4302,6 +4353,13 @@ func (s *ProblemHeaders) SetRateLimitPolicy(val OptString) {
 func (s *ProblemHeaders) SetResponse(val Problem) {
 	s.Response = val
 }
+
+func (*ProblemHeaders) createInboxRes()      {}
+func (*ProblemHeaders) createSandboxKeyRes() {}
+
+type ReceiveInboxDeliveryInternalServerError Problem
+
+func (*ReceiveInboxDeliveryInternalServerError) receiveInboxDeliveryRes() {}
 
 // ReceiveInboxDeliveryNoContent is response for ReceiveInboxDelivery operation.
 type ReceiveInboxDeliveryNoContent struct {
@@ -4498,6 +4556,10 @@ func (*RedeliverImportWebhookConflict) redeliverImportWebhookRes() {}
 type RedeliverImportWebhookGone ProblemHeaders
 
 func (*RedeliverImportWebhookGone) redeliverImportWebhookRes() {}
+
+type RedeliverImportWebhookInternalServerError ProblemHeaders
+
+func (*RedeliverImportWebhookInternalServerError) redeliverImportWebhookRes() {}
 
 type RedeliverImportWebhookNotFound ProblemHeaders
 
@@ -4845,6 +4907,10 @@ type SetInboxBehaviourBadRequest Problem
 
 func (*SetInboxBehaviourBadRequest) setInboxBehaviourRes() {}
 
+type SetInboxBehaviourInternalServerError Problem
+
+func (*SetInboxBehaviourInternalServerError) setInboxBehaviourRes() {}
+
 type SetInboxBehaviourNotFound Problem
 
 func (*SetInboxBehaviourNotFound) setInboxBehaviourRes() {}
@@ -5054,6 +5120,10 @@ func (s *SimulateOutcome) UnmarshalText(data []byte) error {
 	}
 }
 
+type StreamInboxEventsInternalServerError ProblemHeaders
+
+func (*StreamInboxEventsInternalServerError) streamInboxEventsRes() {}
+
 type StreamInboxEventsNotFound ProblemHeaders
 
 func (*StreamInboxEventsNotFound) streamInboxEventsRes() {}
@@ -5123,6 +5193,10 @@ func (*StreamJobEventsBadRequest) streamJobEventsRes() {}
 type StreamJobEventsGone ProblemHeaders
 
 func (*StreamJobEventsGone) streamJobEventsRes() {}
+
+type StreamJobEventsInternalServerError ProblemHeaders
+
+func (*StreamJobEventsInternalServerError) streamJobEventsRes() {}
 
 // StreamJobEventsNoContent is response for StreamJobEvents operation.
 type StreamJobEventsNoContent struct {

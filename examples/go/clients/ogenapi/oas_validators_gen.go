@@ -25,6 +25,14 @@ func (s *CancelJobGone) Validate() error {
 	return nil
 }
 
+func (s *CancelJobInternalServerError) Validate() error {
+	alias := (*Problem)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
 func (s *CancelJobNotFound) Validate() error {
 	alias := (*Problem)(s)
 	if err := alias.Validate(); err != nil {
@@ -131,6 +139,14 @@ func (s *CreateExportConflictHeaders) Validate() error {
 	return nil
 }
 
+func (s *CreateExportInternalServerError) Validate() error {
+	alias := (*ProblemHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
 func (s *CreateExportRequestEntityTooLarge) Validate() error {
 	alias := (*ProblemHeaders)(s)
 	if err := alias.Validate(); err != nil {
@@ -210,6 +226,14 @@ func (s *CreateImportConflict) Validate() error {
 	return nil
 }
 
+func (s *CreateImportInternalServerError) Validate() error {
+	alias := (*ProblemHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
 func (s *CreateImportRequestEntityTooLarge) Validate() error {
 	alias := (*ProblemHeaders)(s)
 	if err := alias.Validate(); err != nil {
@@ -260,6 +284,14 @@ func (s *CreateReportBadRequest) Validate() error {
 
 func (s *CreateReportConflict) Validate() error {
 	alias := (*CreateExportConflictHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *CreateReportInternalServerError) Validate() error {
+	alias := (*ProblemHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -508,6 +540,14 @@ func (s *DownloadExportGone) Validate() error {
 	return nil
 }
 
+func (s *DownloadExportInternalServerError) Validate() error {
+	alias := (*Problem)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
 func (s *DownloadExportNotFound) Validate() error {
 	alias := (*Problem)(s)
 	if err := alias.Validate(); err != nil {
@@ -697,6 +737,14 @@ func (s *GetExportGone) Validate() error {
 	return nil
 }
 
+func (s *GetExportInternalServerError) Validate() error {
+	alias := (*Problem)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
 func (s *GetExportNotFound) Validate() error {
 	alias := (*Problem)(s)
 	if err := alias.Validate(); err != nil {
@@ -729,6 +777,14 @@ func (s *GetImportGone) Validate() error {
 	return nil
 }
 
+func (s *GetImportInternalServerError) Validate() error {
+	alias := (*Problem)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
 func (s *GetImportNotFound) Validate() error {
 	alias := (*Problem)(s)
 	if err := alias.Validate(); err != nil {
@@ -739,6 +795,14 @@ func (s *GetImportNotFound) Validate() error {
 
 func (s *GetImportUnprocessableEntity) Validate() error {
 	alias := (*Problem)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *GetInboxInternalServerError) Validate() error {
+	alias := (*ProblemHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -762,6 +826,14 @@ func (s *GetInboxUnprocessableEntity) Validate() error {
 }
 
 func (s *GetJobGone) Validate() error {
+	alias := (*ProblemHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *GetJobInternalServerError) Validate() error {
 	alias := (*ProblemHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
@@ -868,6 +940,14 @@ func (s *GetReportConflict) Validate() error {
 }
 
 func (s *GetReportGone) Validate() error {
+	alias := (*Problem)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *GetReportInternalServerError) Validate() error {
 	alias := (*Problem)(s)
 	if err := alias.Validate(); err != nil {
 		return err
@@ -1753,6 +1833,14 @@ func (s *ListImportDeliveriesGone) Validate() error {
 	return nil
 }
 
+func (s *ListImportDeliveriesInternalServerError) Validate() error {
+	alias := (*ProblemHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
 func (s *ListImportDeliveriesNotFound) Validate() error {
 	alias := (*ProblemHeaders)(s)
 	if err := alias.Validate(); err != nil {
@@ -1762,6 +1850,14 @@ func (s *ListImportDeliveriesNotFound) Validate() error {
 }
 
 func (s *ListImportDeliveriesUnprocessableEntity) Validate() error {
+	alias := (*ProblemHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *ListInboxDeliveriesInternalServerError) Validate() error {
 	alias := (*ProblemHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
@@ -1834,6 +1930,14 @@ func (s *ProblemHeaders) Validate() error {
 	}
 	if len(failures) > 0 {
 		return &validate.Error{Fields: failures}
+	}
+	return nil
+}
+
+func (s *ReceiveInboxDeliveryInternalServerError) Validate() error {
+	alias := (*Problem)(s)
+	if err := alias.Validate(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -2038,6 +2142,14 @@ func (s *RedeliverImportWebhookGone) Validate() error {
 	return nil
 }
 
+func (s *RedeliverImportWebhookInternalServerError) Validate() error {
+	alias := (*ProblemHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
 func (s *RedeliverImportWebhookNotFound) Validate() error {
 	alias := (*ProblemHeaders)(s)
 	if err := alias.Validate(); err != nil {
@@ -2131,6 +2243,14 @@ func (s *ReportRequest) Validate() error {
 }
 
 func (s *SetInboxBehaviourBadRequest) Validate() error {
+	alias := (*Problem)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *SetInboxBehaviourInternalServerError) Validate() error {
 	alias := (*Problem)(s)
 	if err := alias.Validate(); err != nil {
 		return err
@@ -2309,6 +2429,14 @@ func (s SimulateOutcome) Validate() error {
 	}
 }
 
+func (s *StreamInboxEventsInternalServerError) Validate() error {
+	alias := (*ProblemHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
 func (s *StreamInboxEventsNotFound) Validate() error {
 	alias := (*ProblemHeaders)(s)
 	if err := alias.Validate(); err != nil {
@@ -2334,6 +2462,14 @@ func (s *StreamJobEventsBadRequest) Validate() error {
 }
 
 func (s *StreamJobEventsGone) Validate() error {
+	alias := (*ProblemHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *StreamJobEventsInternalServerError) Validate() error {
 	alias := (*ProblemHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err

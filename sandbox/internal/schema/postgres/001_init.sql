@@ -91,18 +91,31 @@ CREATE TABLE inboxes (
 CREATE INDEX inboxes_owner ON inboxes (owner, created_at);
 CREATE INDEX inboxes_age ON inboxes (created_at);
 
+-- One row per API key that made inboxes: creating an inbox updates it
+-- first, so creations for one key take turns on every replica and the
+-- per-key cap holds.
+CREATE TABLE inbox_owners (
+  owner           TEXT PRIMARY KEY,
+  last_created_at BIGINT NOT NULL DEFAULT 0
+);
+
+-- seq counts an inbox's deliveries from 1 (its received count then).
 CREATE TABLE inbox_deliveries (
   id          TEXT PRIMARY KEY,
-  inbox_id    TEXT NOT NULL,
+  inbox_id    TEXT NOT NULL REFERENCES inboxes (id) ON DELETE CASCADE,
   seq         INTEGER NOT NULL,
   received_at BIGINT NOT NULL,
   bytes       INTEGER NOT NULL,
   doc         BYTEA NOT NULL
 );
-CREATE INDEX inbox_deliveries_inbox ON inbox_deliveries (inbox_id, seq);
+CREATE UNIQUE INDEX inbox_deliveries_inbox ON inbox_deliveries (inbox_id, seq);
 
 -- The webhook outbox: one message per finished import with a callback URL,
--- written in the transaction that finished the job; River jobs deliver it.
+-- written in the transaction that finished the job; River jobs deliver it,
+-- one attempt per run. state is sending (an attempt is due or under way),
+-- delivered, failed or disabled. attempts counts the automatic attempts;
+-- manual is 1 while a manual redelivery is sending. river_id names the
+-- River job that delivers it now: a run of any other is stale.
 CREATE TABLE webhook_messages (
   id         TEXT PRIMARY KEY,
   owner      TEXT NOT NULL,
@@ -115,14 +128,18 @@ CREATE TABLE webhook_messages (
   attempts   INTEGER NOT NULL DEFAULT 0,
   next_at    BIGINT NOT NULL DEFAULT 0,
   last_error TEXT NOT NULL DEFAULT '',
-  updated_at BIGINT NOT NULL
+  updated_at BIGINT NOT NULL,
+  manual     INTEGER NOT NULL DEFAULT 0,
+  river_id   BIGINT NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX webhook_messages_job ON webhook_messages (job_id);
 CREATE INDEX webhook_messages_owner ON webhook_messages (owner, state, updated_at);
+CREATE INDEX webhook_messages_sending ON webhook_messages (next_at) WHERE state = 'sending';
+CREATE INDEX webhook_messages_done ON webhook_messages (updated_at) WHERE state <> 'sending';
 
 -- Every attempt at delivering a message: the delivery log.
 CREATE TABLE webhook_attempts (
-  message_id  TEXT NOT NULL,
+  message_id  TEXT NOT NULL REFERENCES webhook_messages (id) ON DELETE CASCADE,
   seq         INTEGER NOT NULL,
   doc         BYTEA NOT NULL,
   PRIMARY KEY (message_id, seq)
@@ -135,3 +152,4 @@ CREATE TABLE webhook_endpoints (
   disabled_at BIGINT NOT NULL,
   PRIMARY KEY (owner, url)
 );
+CREATE INDEX webhook_endpoints_age ON webhook_endpoints (disabled_at);
