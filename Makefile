@@ -66,7 +66,7 @@ clean: ## Remove build output
 
 # ---- Hardening: benchmarks under load, fuzzing, spec lint (issue 7) ----
 
-.PHONY: bench-load bench-scale fuzz fuzz-short lint-spec
+.PHONY: bench-load bench-scale bench-wire bench-wire-scale fuzz fuzz-short lint-spec
 
 # Every fuzz target, as package:Target.
 FUZZ_TARGETS := \
@@ -95,6 +95,18 @@ bench-load: ## Loopback load: accept and poll against a bare net/http handler, 2
 
 bench-scale: ## 100,000 jobs in flight and 10,000 event streams in one process
 	$(GO) test ./sandbox/internal/app -run '^$$' -bench 'Scale' -benchtime 1x -count 1 -timeout 10m
+
+# The wire benchmarks run the sandbox binary and a bare net/http server as processes, loaded over
+# loopback by vegeta (a library, in the test process); PostgreSQL comes from pgtest. WIRE_FLAGS
+# passes -wire.round=5s, -wire.rounds=3, -wire.rate=2000 (the open loop's req/s) or
+# -wire.jobs=100000 to them.
+WIRE_FLAGS ?=
+
+bench-wire: ## Poll and accept over real sockets: the sandbox binary on SQLite and on PostgreSQL vs a bare net/http process, 16 conns and 2,000 req/s (~8 min)
+	$(GO) test ./sandbox/internal/app -run '^$$' -bench '^BenchmarkWire(Poll|Accept)$$' -benchtime 1x -count 1 -timeout 60m $(WIRE_FLAGS)
+
+bench-wire-scale: ## 100,000 jobs in flight on SQLite and on PostgreSQL (RSS, disk, kill -9 and restart), two replicas vs one (~10 min)
+	$(GO) test ./sandbox/internal/app -run '^$$' -bench '^BenchmarkWire(InFlight|Replicas)$$' -benchtime 1x -count 1 -timeout 120m $(WIRE_FLAGS)
 
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s; a count such as 3000x also works); crashers land in testdata/fuzz
 	@for t in $(FUZZ_TARGETS); do \
