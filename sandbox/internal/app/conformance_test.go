@@ -300,7 +300,7 @@ func testConformance(t *testing.T, backend string) {
 		key := fs.key(t)
 		r := fs.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 0}))
 		loc := r.Header.Get("Location")
-		waitFor(t, func() bool { return fs.do(t, http.MethodGet, loc, key, nil).StatusCode == http.StatusSeeOther })
+		waitFor(t, "the job to succeed (303)", func() bool { return fs.do(t, http.MethodGet, loc, key, nil).StatusCode == http.StatusSeeOther })
 		fake.Advance(23 * time.Hour)
 		if err := fs.s.Engine().Sweep(context.Background()); err != nil {
 			t.Fatal(err)
@@ -325,9 +325,16 @@ func testConformance(t *testing.T, backend string) {
 		r := fs.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"outcome": "stall", "duration_seconds": 10}))
 		loc := r.Header.Get("Location")
 		// The worker reports its first step (due 2 s in), then goes silent.
-		waitFor(t, func() bool { return fs.do(t, http.MethodGet, loc, key, nil).json(t)["status"] == "processing" })
+		waitFor(t, "the job to start processing", func() bool { return fs.do(t, http.MethodGet, loc, key, nil).json(t)["status"] == "processing" })
 		fake.Advance(2 * time.Second)
-		waitFor(t, func() bool { return fs.do(t, http.MethodGet, loc, key, nil).json(t)["percent_complete"].(float64) > 0 })
+		waitFor(t, "the job's first step (percent_complete > 0)", func() bool {
+			got := fs.do(t, http.MethodGet, loc, key, nil)
+			pc, ok := got.json(t)["percent_complete"].(float64)
+			if !ok {
+				t.Fatalf("GET %s: %d %s, want a job with percent_complete", loc, got.StatusCode, got.body)
+			}
+			return pc > 0
+		})
 		fake.Advance(15 * time.Second)
 		if err := fs.s.Engine().Sweep(context.Background()); err != nil {
 			t.Fatal(err)
@@ -589,7 +596,7 @@ func testConformance(t *testing.T, backend string) {
 		sigterm()
 		// New jobs are refused, with a way back.
 		var refused response
-		waitFor(t, func() bool {
+		waitFor(t, "a draining sandbox to refuse new jobs", func() bool {
 			refused = sd.do(t, http.MethodPost, "/v1/reports", key, reportBody(nil))
 			return refused.StatusCode == http.StatusServiceUnavailable
 		})
@@ -703,16 +710,21 @@ func testConformance(t *testing.T, backend string) {
 	})
 }
 
-// waitFor polls cond for up to 5 s of real time.
-func waitFor(t testing.TB, cond func() bool) {
+// waitFor polls cond for up to 10 s of real time, and fails saying what
+// it waited for. It backs off from 10 ms to 250 ms between polls: under a
+// fake clock the rate limiter's budget never refills, and twenty quick
+// polls would spend it before a slow machine finished the job.
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for range 500 {
-		if cond() {
-			return
+	deadline := time.Now().Add(10 * time.Second)
+	pause := 10 * time.Millisecond
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10 s for %s", what)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(pause)
+		pause = min(2*pause, 250*time.Millisecond)
 	}
-	t.Fatal(fmt.Errorf("condition not met in 5 s"))
 }
 
 // asSlice is v as a JSON array, or nil.

@@ -172,7 +172,7 @@ func (ts *testSandbox) standIn(t *testing.T, key, docID string, s guideSample) s
 		r := ts.mustStart(t, key, "/v1/imports", importBody(in.URL, rows("MUG-1", "OLD-MUG")))
 		ts.mustFollow(t, key, r.Header.Get("Location"))
 		id := path.Base(r.json(t)["links"].(map[string]any)["resource"].(string))
-		waitFor(t, func() bool { // a redelivery needs the first delivery to be over
+		waitFor(t, "the first delivery to be over", func() bool { // a redelivery needs it
 			st := ts.do(t, http.MethodGet, "/v1/imports/"+id+"/deliveries", key, nil).json(t)["state"]
 			return st == "delivered" || st == "failed"
 		})

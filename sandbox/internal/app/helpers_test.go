@@ -40,6 +40,9 @@ type problemLog struct {
 }
 
 func (l *problemLog) add(code, typ string) {
+	if l == nil { // a sandbox whose problems no catalog test reads
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.codes[code] = true
@@ -317,7 +320,10 @@ func (ts *testSandbox) mustFollow(t testing.TB, key, location string) []response
 			if err != nil {
 				t.Fatalf("poll of running job without integer Retry-After: %q", r.Header.Get("Retry-After"))
 			}
-			time.Sleep(time.Duration(float64(secs)*float64(time.Second)*ts.s.cfg.TimeScale) + 5*time.Millisecond)
+			// At the scaled Retry-After, but no faster than the poll
+			// policy refills (10 a second): a test that follows a job
+			// leaves its key the budget the next request needs.
+			time.Sleep(max(time.Duration(float64(secs)*float64(time.Second)*ts.s.cfg.TimeScale), 100*time.Millisecond))
 		default:
 			t.Fatalf("GET %s: %d %s", location, r.StatusCode, r.body)
 		}

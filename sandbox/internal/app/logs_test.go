@@ -59,7 +59,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	r2 := ts.mustStart(t, key, "/v1/imports", importBody(callback, rows("SKU-2")))
 	ts.mustFollow(t, key, r1.Header.Get("Location"))
 	ts.mustFollow(t, key, r2.Header.Get("Location"))
-	waitFor(t, func() bool {
+	waitFor(t, "a delivery in the inbox", func() bool {
 		ds, _ := ts.do(t, http.MethodGet, "/v1/sandbox/inboxes/"+in.ID+"/deliveries", key, nil).json(t)["deliveries"].([]any)
 		return len(ds) > 0
 	})

@@ -139,7 +139,8 @@ type Engine struct {
 
 	avgRun atomic.Int64 // moving average of observed run times, ns
 
-	hub *hub
+	hub   *hub
+	cache *jobCache
 }
 
 // New checks cfg and returns an engine. Register its River workers and
@@ -177,6 +178,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{db: cfg.DB, clk: cfg.Clock, log: cfg.Logger, cfg: cfg, work: maps.Clone(cfg.Kinds)}
 	e.hub = newHub(e)
+	e.cache = newJobCache(cacheSize, cfg.DB.Dialect() == sqldb.Postgres)
 	return e, nil
 }
 
@@ -332,7 +334,7 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 // different error, so ids cannot be probed; a job past its retention is
 // ErrGone even before the janitor has removed it.
 func (e *Engine) Get(ctx context.Context, owner, id string) (Job, error) {
-	j, _, tomb, err := e.load(ctx, nil, id)
+	j, tomb, err := e.read(ctx, id)
 	switch {
 	case err != nil:
 		return Job{}, err
@@ -342,6 +344,22 @@ func (e *Engine) Get(ctx context.Context, owner, id string) (Job, error) {
 		return Job{}, ErrGone
 	}
 	return j, nil
+}
+
+// cacheSize is how many job snapshots the engine keeps for Get.
+const cacheSize = 4096
+
+// read answers job id from the cache or, failing that, the database.
+func (e *Engine) read(ctx context.Context, id string) (j Job, tomb bool, err error) {
+	j, token, ok := e.cache.get(id)
+	if ok && !(j.Status.Terminal() && !e.clk.Now().Before(j.ExpiresAt)) {
+		return j, false, nil
+	}
+	j, _, tomb, err = e.load(ctx, nil, id)
+	if err == nil && !tomb {
+		e.cache.put(j, token)
+	}
+	return j, tomb, err
 }
 
 // Cancel ends owner's job as canceled and cancels its River job. For a job
@@ -417,6 +435,7 @@ func (e *Engine) change(j *Job, now time.Time) {
 
 // announce tells every replica's watchers that j changed, once tx commits.
 func (e *Engine) announce(tx sqldb.Tx, j Job) error {
+	tx.AfterCommit(func() { e.cache.changed(j.ID, j.Version) })
 	return tx.Notify(Channel, j.ID+" "+strconv.FormatInt(j.Version, 10))
 }
 

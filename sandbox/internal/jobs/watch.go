@@ -51,6 +51,7 @@ func (h *hub) run(ctx context.Context, notes <-chan string) {
 	for note := range notes {
 		var ids []string
 		if note == "" {
+			h.e.cache.forget()
 			h.mu.Lock()
 			for id := range h.watchers {
 				ids = append(ids, id)
@@ -59,13 +60,14 @@ func (h *hub) run(ctx context.Context, notes <-chan string) {
 		} else {
 			id, v, _ := strings.Cut(note, " ")
 			version, _ := strconv.ParseInt(v, 10, 64)
+			h.e.cache.changed(id, version)
 			if !h.wants(id, version) {
 				continue
 			}
 			ids = []string{id}
 		}
 		for _, id := range ids {
-			j, _, tomb, err := h.e.load(ctx, nil, id)
+			j, tomb, err := h.e.read(ctx, id)
 			if err != nil || tomb {
 				if err != nil && !errors.Is(err, ErrNotFound) && ctx.Err() == nil {
 					h.e.log.Warn("jobs: reloading a watched job", "job", id, "err", err)

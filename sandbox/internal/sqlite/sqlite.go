@@ -22,7 +22,7 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
-	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+	"modernc.org/sqlite"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/schema"
 	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
@@ -60,10 +60,8 @@ func Open(ctx context.Context, path string, log *slog.Logger, now func() time.Ti
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate") // take the write lock at BEGIN: no upgrade that can fail busy
-	write, err := sql.Open("sqlite", "file:"+abs+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: opening %s: %w", abs, err)
-	}
+	drv := &sqlite.Driver{}
+	write := sql.OpenDB(connector{dsn: "file:" + abs + "?" + q.Encode(), drv: drv})
 	write.SetMaxOpenConns(1)
 	// The writer must create the file (and switch it to WAL) before a
 	// read-only connection can open it.
@@ -81,11 +79,7 @@ func Open(ctx context.Context, path string, log *slog.Logger, now func() time.Ti
 		rq.Add("_pragma", p)
 	}
 	rq.Set("mode", "ro")
-	read, err := sql.Open("sqlite", "file:"+abs+"?"+rq.Encode())
-	if err != nil {
-		_ = write.Close()
-		return nil, fmt.Errorf("sqlite: opening %s for reading: %w", abs, err)
-	}
+	read := sql.OpenDB(connector{dsn: "file:" + abs + "?" + rq.Encode(), drv: drv})
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
 	if log == nil {
