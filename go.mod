@@ -3,6 +3,7 @@ module github.com/accepted-dev/accepted
 go 1.26.0
 
 require (
+	code.dny.dev/ssrf v0.3.0
 	github.com/a-h/templ v0.3.977
 	github.com/alecthomas/chroma/v2 v2.27.0
 	github.com/bep/goat v0.5.0

@@ -97,7 +97,9 @@ export interface paths {
         };
         /**
          * Get a finished import
-         * @description The result of an import: how many rows were imported, and each rejected row with the reason. This is where the status monitor's 303 points. Before the job succeeded this answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its outcome is import.failed).
+         * @description The result of an import: how many rows were imported, and the rejected rows with the reason for each, a page at a time. This is where the status monitor's 303 points. Before the job succeeded this answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its outcome is import.failed).
+         *
+         *     `rejected` lists at most `page_size` rows (100 unless you ask for up to 1,000); `rejected_count` counts them all. When there are more, pass `next_page_token` as `page_token` to get the next page, with the same `page_size`; the last page has no `next_page_token`.
          */
         get: operations["getImport"];
         put?: never;
@@ -179,7 +181,7 @@ export interface paths {
          *     - `id:` rises with every change; reconnect with `Last-Event-ID` (EventSource does this by itself) to resume after it.
          *     - A comment line (`: keep-alive`) every 15 s keeps idle connections open through proxies; `retry:` suggests 2 s between reconnects.
          *
-         *     Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you already have it, the answer is 204 No Content, which stops a browser from reconnecting. Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once (the operator can change that).
+         *     Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you already have it, the answer is 204 No Content, which stops a browser from reconnecting. Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once, the keys of one network 100 and every copy of the sandbox 5,000 (the operator can change these).
          */
         get: operations["streamJobEvents"];
         put?: never;
@@ -243,7 +245,7 @@ export interface paths {
         put?: never;
         /**
          * Create a webhook inbox
-         * @description Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries.
+         * @description Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries; an inbox that receives nothing for a day (by default) expires.
          */
         post: operations["createInbox"];
         delete?: never;
@@ -268,6 +270,8 @@ export interface paths {
         /**
          * Deliver a webhook to an inbox
          * @description The inbox's callback URL: the sandbox's webhooks arrive here (you can POST here too, to see how a hand-made signature fares). No API key: the unguessable inbox id is the credential. Answers 204, or what a behaviour set with PUT .../behaviour asks for.
+         *
+         *     Deliveries you send are rate limited per inbox and per sending network (its /24 or /64), with 429 and the RateLimit headers beyond them; the sandbox's own webhooks are not. What inboxes store is bounded: 100 deliveries per inbox, and a byte budget shared by all inboxes (past it the oldest deliveries of the inbox holding most are dropped); an inbox that received nothing and was not changed for a day (by default) expires.
          */
         post: operations["receiveInboxDelivery"];
         delete?: never;
@@ -347,7 +351,9 @@ export interface paths {
         put?: never;
         /**
          * Get a sandbox API key
-         * @description Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys are kept in the sandbox's database, so a restart does not lose them. Limited per client address.
+         * @description Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys are kept in the sandbox's database, so a restart does not lose them.
+         *
+         *     The sandbox is shared, so each visitor gets a fair share of it. A visitor is its network: the /24 of an IPv4 address, the /64 of an IPv6 one. Key creation is rate limited per network; a key unused for a week (the operator can change that) is deleted with its inboxes and secrets; and when the sandbox, or your network, holds as many keys as it may, the least recently used key without unfinished work makes room. Only when every such key has work in progress is the answer 503 (for the sandbox) or 429 (for your network), with a `Retry-After` of when some work is due to end.
          */
         post: operations["createSandboxKey"];
         delete?: never;
@@ -477,6 +483,7 @@ export interface components {
             /** @description Every attempt, oldest first. */
             attempts: components["schemas"]["DeliveryAttempt"][] | null;
             /**
+             * Format: uri
              * @description Where the webhook goes.
              * @example https://example.com/webhooks/accepted
              */
@@ -617,6 +624,7 @@ export interface components {
              */
             sha256: string;
             /**
+             * Format: uri-reference
              * @description Download URL.
              * @example /v1/exports/exp_3u2k4v7qzbx6dcm5ey8f1hwra9/file
              */
@@ -662,13 +670,17 @@ export interface components {
              * @example expected value to be one of "csv, ndjson"
              */
             message: string;
-            /** @description The value that was sent, when it helps. */
+            /** @description The value that was sent, when it helps: numbers and booleans as sent, strings cut to 200 bytes with an ellipsis, objects and arrays summarised by their size ("object with 4000 fields", "array of 87000 items"). */
             value?: unknown;
         };
         Import: {
-            /** @example https://example.com/webhooks/accepted */
+            /**
+             * Format: uri
+             * @example https://example.com/webhooks/accepted
+             */
             callback_url?: string;
             /**
+             * Format: uri-reference
              * @description The webhook's delivery log.
              * @example /v1/imports/imp_3u2k4v7qzbx6dcm5ey8f1hwra9/deliveries
              */
@@ -683,13 +695,24 @@ export interface components {
             /** @example job_3u2k4v7qzbx6dcm5ey8f1hwra9 */
             job_id: string;
             /**
+             * @description Pass it as page_token to get the next page of rejected rows; absent on the last page. Opaque: it stays valid as long as the import, and names a place in this import's rejections only.
+             * @example aW1wXzN1Mms0djdxemJ4NmRjbTVleThmMWh3cmE5LjEwMQ
+             */
+            next_page_token?: string;
+            /**
              * @description The event type this import ended with: every row imported, some, or none.
              * @example import.partial
              * @enum {string}
              */
             outcome: "import.complete" | "import.partial" | "import.failed";
-            /** @description Every rejected row, in request order. */
+            /** @description This page of the rejected rows, in request order: at most page_size of them (100 unless you ask for another number). */
             rejected: components["schemas"]["RejectedRow"][] | null;
+            /**
+             * Format: int64
+             * @description Rows rejected, on every page.
+             * @example 1
+             */
+            rejected_count: number;
             /**
              * Format: int64
              * @example 3
@@ -703,6 +726,7 @@ export interface components {
              */
             created_at: string;
             /**
+             * Format: uri-reference
              * @description The webhook's delivery log, when there is a callback_url.
              * @example /v1/imports/imp_3u2k4v7qzbx6dcm5ey8f1hwra9/deliveries
              */
@@ -761,6 +785,7 @@ export interface components {
              */
             percent_complete: number;
             /**
+             * Format: uri-reference
              * @description Where the result is, once status is succeeded: the same URL as the Location of the monitor's 303.
              * @example /v1/reports/rpt_3u2k4v7qzbx6dcm5ey8f1hwra9
              */
@@ -777,6 +802,7 @@ export interface components {
              */
             status: "queued" | "processing" | "succeeded" | "failed" | "canceled";
             /**
+             * Format: uri-reference
              * @description The status monitor; the same URL as the Location header of the 202.
              * @example /v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9
              */
@@ -926,6 +952,7 @@ export interface components {
             /** @description What the next deliveries will be answered with, while a behaviour is set; count is what is left of it. */
             behaviour?: components["schemas"]["InboxBehaviour"];
             /**
+             * Format: uri-reference
              * @description PUT here to make the inbox fail its next deliveries.
              * @example /v1/sandbox/inboxes/inb_7kq2m4x6zbw3dcn5ey8f1hvra9/behaviour
              */
@@ -933,6 +960,7 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             /**
+             * Format: uri-reference
              * @description What the inbox received, newest first.
              * @example /v1/sandbox/inboxes/inb_7kq2m4x6zbw3dcn5ey8f1hvra9/deliveries
              */
@@ -1006,6 +1034,7 @@ export interface components {
              */
             percent_complete: number;
             /**
+             * Format: uri-reference
              * @description Where the result is, once status is succeeded: the same URL as the Location of the monitor's 303.
              * @example /v1/reports/rpt_3u2k4v7qzbx6dcm5ey8f1hwra9
              */
@@ -1022,6 +1051,7 @@ export interface components {
              */
             status: "queued" | "processing" | "succeeded" | "failed" | "canceled";
             /**
+             * Format: uri-reference
              * @description The status monitor; the same URL as the Location header of the 202.
              * @example /v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9
              */
@@ -1034,21 +1064,25 @@ export interface components {
         };
         Links: {
             /**
+             * Format: uri-reference
              * @description DELETE this URL to cancel; present while the job can still be cancelled.
              * @example /v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9
              */
             cancel?: string;
             /**
+             * Format: uri-reference
              * @description The resource the job produces; readable once the job succeeded.
              * @example /v1/reports/rpt_3u2k4v7qzbx6dcm5ey8f1hwra9
              */
             resource?: string;
             /**
+             * Format: uri-reference
              * @description The result itself, once the job succeeded.
              * @example /v1/reports/rpt_3u2k4v7qzbx6dcm5ey8f1hwra9
              */
             result?: string;
             /**
+             * Format: uri-reference
              * @description The status monitor.
              * @example /v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9
              */
@@ -1062,8 +1096,14 @@ export interface components {
             code: string;
             /** @description What went wrong in this occurrence, in words a person can act on. */
             detail?: string;
-            /** @description For validation problems: one entry per invalid field. */
+            /** @description For validation problems: one entry per invalid field, the first 20 when there are more (errors_omitted counts the others). */
             errors?: components["schemas"]["FieldError"][] | null;
+            /**
+             * Format: int64
+             * @description How many errors there were beyond the 20 listed in errors; present only when some were left out. Fix the listed ones and send the request again to see the others.
+             * @example 3980
+             */
+            errors_omitted?: number;
             /** @description The request path or job that this occurrence is about. */
             instance?: string;
             /** @description The job this problem belongs to. Quote it when you contact support. */
@@ -1280,7 +1320,7 @@ export interface components {
          */
         RateLimit: string;
         /**
-         * @description The rate-limit policy that applies (IETF RateLimit header fields draft): a quota of `q` requests per window of `w` seconds, per API key (per client address for creating keys).
+         * @description The rate-limit policy that applies (IETF RateLimit header fields draft): a quota of `q` requests per window of `w` seconds, per API key (per client network, its /24 or /64, for creating keys).
          * @example "poll";q=20;w=2
          */
         "RateLimit-Policy": string;
@@ -1748,7 +1788,12 @@ export interface operations {
     };
     getImport: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description How many rejected rows to list at most: 1 to 1,000, 100 when left out. */
+                page_size?: number;
+                /** @description The next_page_token of the previous page, to get the page after it; leave it out for the first page. */
+                page_token?: string;
+            };
             header?: never;
             path: {
                 /** @description The import id (import_id of the 202). */
@@ -2783,6 +2828,8 @@ export interface operations {
             204: {
                 headers: {
                     Location: components["headers"]["Location"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
@@ -2791,6 +2838,8 @@ export interface operations {
             /** @description Resource not found */
             404: {
                 headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2800,6 +2849,20 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2809,6 +2872,8 @@ export interface operations {
             /** @description Internal error */
             500: {
                 headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2818,6 +2883,8 @@ export interface operations {
             /** @description Inbox told to fail */
             503: {
                 headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -35,7 +34,8 @@ type Engine interface {
 
 // Keys issues and checks API keys.
 type Keys interface {
-	Issue(ctx context.Context) (string, keys.Key, error)
+	// Issue mints a key for a client of network (see ratelimit.Network).
+	Issue(ctx context.Context, network string) (string, keys.Key, error)
 	Lookup(ctx context.Context, plain string) (keys.Key, error)
 }
 
@@ -44,8 +44,10 @@ type Keys interface {
 type Limiter interface {
 	Allow(key, policy string) (ratelimit.Decision, error)
 	Policy(name string) (ratelimit.Policy, bool)
-	// Acquire takes one of the key's concurrent-stream slots.
-	Acquire(key string) (release func(), ok bool)
+	// AcquireStream takes one of the key's concurrent-stream slots,
+	// counted against its network's share and the replica's too; a
+	// refusal is a *ratelimit.StreamError naming the share.
+	AcquireStream(key, network string) (release func(), err error)
 }
 
 // Deps are what the operations need.
@@ -97,6 +99,28 @@ func owner(ctx context.Context) string {
 	s, _ := ctx.Value(ownerKey{}).(string)
 	return s
 }
+
+// networkKey is the context key of the network whose shares a request
+// counts in: the authenticated key's (recorded when it was minted), or
+// the client's for an operation without a key.
+type networkKey struct{}
+
+func network(ctx context.Context) string {
+	s, _ := ctx.Value(networkKey{}).(string)
+	return s
+}
+
+// sandboxKey marks a request the sandbox made to itself (a webhook to its
+// own inbox): it is not a visitor's, so it counts in no visitor's share.
+type sandboxKey struct{}
+
+// FromSandbox marks ctx as the context of a request the sandbox makes to
+// itself, such as delivering a webhook to one of its own inboxes.
+func FromSandbox(ctx context.Context) context.Context {
+	return context.WithValue(ctx, sandboxKey{}, true)
+}
+
+func fromSandbox(ctx context.Context) bool { b, _ := ctx.Value(sandboxKey{}).(bool); return b }
 
 // Config returns the Huma configuration of the sandbox API: OpenAPI 3.1,
 // the bearer security scheme, and no `$schema` field or `Link` header in
@@ -156,7 +180,7 @@ func Register(api huma.API, d Deps) {
 func (h *handlers) authenticate(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		if len(ctx.Operation().Security) == 0 {
-			next(ctx)
+			next(huma.WithValue(ctx, networkKey{}, ratelimit.Network(ctx.RemoteAddr())))
 			return
 		}
 		auth := ctx.Header("Authorization")
@@ -171,7 +195,7 @@ func (h *handlers) authenticate(api huma.API) func(huma.Context, func(huma.Conte
 		if msg == "" {
 			k, err := h.Keys.Lookup(ctx.Context(), strings.TrimSpace(token))
 			if err == nil {
-				next(huma.WithValue(ctx, ownerKey{}, k.ID))
+				next(huma.WithValue(huma.WithValue(ctx, ownerKey{}, k.ID), networkKey{}, k.Network))
 				return
 			}
 			if !errors.Is(err, keys.ErrUnknown) {
@@ -191,51 +215,78 @@ const (
 	PolicyPoll = "poll"
 	// PolicyStart limits starting jobs per API key.
 	PolicyStart = "start"
-	// PolicyKeys limits key creation per client address.
+	// PolicyKeys limits key creation per client network (its /24 or
+	// /64: see ratelimit.Network).
 	PolicyKeys = "keys"
+	// PolicyInbox limits deliveries to one inbox, whoever sends them;
+	// PolicyInboxNetwork, set beside it under inboxNetworkKey, limits the
+	// deliveries one network sends to all inboxes. The sandbox's own
+	// webhooks count in neither.
+	PolicyInbox        = "inbox"
+	PolicyInboxNetwork = "inbox-network"
+	// inboxNetworkKey names an operation's second policy, per network.
+	inboxNetworkKey = "ratelimit-network"
 )
 
-// rateLimit applies the operation's policy: per API key, or per client
-// address for operations that need no key.
+// rateLimit applies the operation's policies: per API key, per inbox
+// (the id in the path) for PolicyInbox, or per client network for
+// operations that need no key; an operation may add a per-network policy
+// (inboxNetworkKey). The answer carries the RateLimit headers of the
+// policy that refused it, or else of the one with the least left.
 func (h *handlers) rateLimit(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		policy, _ := ctx.Operation().Metadata[policyKey].(string)
-		if policy == "" || h.Limiter == nil {
+		if policy == "" || h.Limiter == nil || fromSandbox(ctx.Context()) {
 			next(ctx)
 			return
 		}
-		key := owner(ctx.Context())
-		if key == "" {
-			key = clientAddr(ctx.RemoteAddr())
+		nw := network(ctx.Context())
+		type check struct{ key, policy, scope string }
+		checks := []check{{owner(ctx.Context()), policy, "API key"}}
+		switch {
+		case policy == PolicyInbox:
+			checks[0] = check{"inbox " + ctx.Param("id"), policy, "inbox"}
+		case checks[0].key == "":
+			checks[0] = check{"net " + nw, policy, "network"}
 		}
-		d, err := h.Limiter.Allow(key, policy)
-		pol, known := h.Limiter.Policy(policy)
-		if err != nil || !known {
-			// A policy missing from the limiter's configuration is a wiring bug:
-			// log it and serve the request rather than refuse everyone.
-			h.Logger.ErrorContext(ctx.Context(), "rate limit policy unavailable", "policy", policy, "err", err)
+		if extra, _ := ctx.Operation().Metadata[inboxNetworkKey].(string); extra != "" {
+			checks = append(checks, check{"net " + nw, extra, "network"})
+		}
+		var (
+			shown ratelimit.Decision
+			pol   ratelimit.Policy
+			by    check
+		)
+		for _, c := range checks {
+			d, err := h.Limiter.Allow(c.key, c.policy)
+			p, known := h.Limiter.Policy(c.policy)
+			if err != nil || !known {
+				// A policy missing from the limiter's configuration is a wiring bug:
+				// log it and serve the request rather than refuse everyone.
+				h.Logger.ErrorContext(ctx.Context(), "rate limit policy unavailable", "policy", c.policy, "err", err)
+				continue
+			}
+			if by.policy == "" || !d.Allowed || d.Remaining < shown.Remaining {
+				shown, pol, by = d, p, c
+			}
+			if !d.Allowed {
+				break // a refused request takes no token from the next bucket
+			}
+		}
+		if by.policy == "" {
 			next(ctx)
 			return
 		}
-		for k, vs := range ratelimit.Headers(d, pol) {
+		for k, vs := range ratelimit.Headers(shown, pol) {
 			for _, v := range vs {
 				ctx.AppendHeader(k, v)
 			}
 		}
-		if d.Allowed {
+		if shown.Allowed {
 			next(ctx)
 			return
 		}
-		refusal := rateLimitedError{byKey: owner(ctx.Context()) != "", policy: pol, wait: d.RetryAfter}
+		refusal := rateLimitedError{byKey: owner(ctx.Context()) != "", scope: by.scope, network: nw, policy: pol, wait: shown.RetryAfter}
 		writeProblem(api, ctx, h.problemFor(ctx.Context(), refusal, ctx.URL().Path))
 	}
-}
-
-// clientAddr is the host part of a remote address.
-func clientAddr(remote string) string {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		return remote
-	}
-	return host
 }

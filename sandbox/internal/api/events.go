@@ -30,8 +30,8 @@ const (
 // JobEventsInput names the job and where a reconnecting client left off.
 type JobEventsInput struct {
 	JobIDParam
-	LastEventID      string `header:"Last-Event-ID" doc:"The id of the last event received; the stream resumes after it. Browsers' EventSource sends it by itself when it reconnects."`
-	LastEventIDQuery string `query:"last_event_id" doc:"The same as Last-Event-ID, for clients that cannot set headers."`
+	LastEventID      string `header:"Last-Event-ID" maxLength:"19" doc:"The id of the last event received; the stream resumes after it. Browsers' EventSource sends it by itself when it reconnects."`
+	LastEventIDQuery string `query:"last_event_id" maxLength:"19" doc:"The same as Last-Event-ID, for clients that cannot set headers."`
 }
 
 // jobEvent turns a job state into the event that announces it: its id is
@@ -63,7 +63,7 @@ func (h *handlers) registerEvents(api huma.API) {
 			"- `id:` rises with every change; reconnect with `Last-Event-ID` (EventSource does this by itself) to resume after it.\n" +
 			"- A comment line (`: keep-alive`) every 15 s keeps idle connections open through proxies; `retry:` suggests 2 s between reconnects.\n\n" +
 			"Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you already have it, the answer is 204 No Content, which stops a browser from reconnecting. " +
-			"Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once (the operator can change that).",
+			"Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once, the keys of one network 100 and every copy of the sandbox 5,000 (the operator can change these).",
 		Security: []map[string][]string{{bearerScheme: {}}},
 		Metadata: map[string]any{policyKey: PolicyPoll},
 		Responses: map[string]*huma.Response{
@@ -93,9 +93,9 @@ func (h *handlers) streamJobEvents(ctx context.Context, in *JobEventsInput) (*hu
 	who := owner(ctx)
 	release := func() {}
 	if h.Limiter != nil {
-		var ok bool
-		if release, ok = h.Limiter.Acquire(who); !ok {
-			return nil, h.problemFor(ctx, streamLimitError{"poll the status monitor"}, instance)
+		var refused error
+		if release, refused = h.Limiter.AcquireStream(who, network(ctx)); refused != nil {
+			return nil, h.problemFor(ctx, streamLimitError{alternative: "poll the status monitor", err: refused}, instance)
 		}
 	}
 	// The stream outlives this function, so the watch is tied to the

@@ -24,8 +24,8 @@ type CreateExportInput struct {
 // ExportRequest is the body of createExport.
 type ExportRequest struct {
 	Format      string    `json:"format" enum:"csv,ndjson" doc:"File format: csv (with a header row) or ndjson (one JSON object per line)." example:"csv"`
-	From        string    `json:"from" format:"date" doc:"First day to export (inclusive), YYYY-MM-DD." example:"2026-01-01"`
-	To          string    `json:"to" format:"date" doc:"Last day to export (inclusive), YYYY-MM-DD; at most 366 days after from." example:"2026-03-31"`
+	From        string    `json:"from" maxLength:"10" format:"date" doc:"First day to export (inclusive), YYYY-MM-DD." example:"2026-01-01"`
+	To          string    `json:"to" maxLength:"10" format:"date" doc:"Last day to export (inclusive), YYYY-MM-DD; at most 366 days after from." example:"2026-03-31"`
 	Granularity string    `json:"granularity,omitempty" enum:"day,hour" default:"day" doc:"One row per region per day, or per hour." example:"day"`
 	Simulate    *Simulate `json:"simulate,omitempty" doc:"Sandbox only: how this job should go. Leave it out for a normal run."`
 }
@@ -58,24 +58,24 @@ type ExportIDParam struct {
 
 // Export describes an export and, once it is ready, its file.
 type Export struct {
-	ID          string      `json:"id" example:"exp_3u2k4v7qzbx6dcm5ey8f1hwra9" doc:"The export id."`
-	JobID       string      `json:"job_id" example:"job_3u2k4v7qzbx6dcm5ey8f1hwra9" doc:"The job producing the file."`
+	ID          string      `json:"id" maxLength:"64" pattern:"^exp_[a-z0-9]+$" example:"exp_3u2k4v7qzbx6dcm5ey8f1hwra9" doc:"The export id."`
+	JobID       string      `json:"job_id" maxLength:"64" pattern:"^job_[a-z0-9]+$" example:"job_3u2k4v7qzbx6dcm5ey8f1hwra9" doc:"The job producing the file."`
 	Status      string      `json:"status" enum:"queued,processing,succeeded,failed,canceled" doc:"The job's status." example:"succeeded"`
 	Format      string      `json:"format" enum:"csv,ndjson" example:"csv"`
-	From        string      `json:"from" example:"2026-01-01"`
-	To          string      `json:"to" example:"2026-03-31"`
+	From        string      `json:"from" maxLength:"10" example:"2026-01-01"`
+	To          string      `json:"to" maxLength:"10" example:"2026-03-31"`
 	Granularity string      `json:"granularity" enum:"day,hour" example:"day"`
 	File        *ExportFile `json:"file,omitempty" doc:"Present once the job succeeded."`
 }
 
 // ExportFile describes a ready file.
 type ExportFile struct {
-	URL         string `json:"url" doc:"Download URL." example:"/v1/exports/exp_3u2k4v7qzbx6dcm5ey8f1hwra9/file"`
-	Name        string `json:"name" example:"sales-20260101-20260331.csv"`
-	ContentType string `json:"content_type" example:"text/csv; charset=utf-8"`
-	Rows        int    `json:"rows" doc:"Data rows (not counting a CSV header)." example:"273"`
-	Bytes       int64  `json:"bytes" example:"11748"`
-	SHA256      string `json:"sha256" doc:"Hex SHA-256 of the file, to check a download." example:"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"`
+	URL         string `json:"url" maxLength:"128" format:"uri-reference" doc:"Download URL." example:"/v1/exports/exp_3u2k4v7qzbx6dcm5ey8f1hwra9/file"`
+	Name        string `json:"name" maxLength:"64" example:"sales-20260101-20260331.csv"`
+	ContentType string `json:"content_type" maxLength:"64" example:"text/csv; charset=utf-8"`
+	Rows        int    `json:"rows" minimum:"0" maximum:"26352" doc:"Data rows (not counting a CSV header)." example:"273"`
+	Bytes       int64  `json:"bytes" minimum:"0" maximum:"16777216" example:"11748"`
+	SHA256      string `json:"sha256" maxLength:"64" pattern:"^[0-9a-f]{64}$" doc:"Hex SHA-256 of the file, to check a download." example:"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"`
 }
 
 // ExportOutput is the export resource.
@@ -127,8 +127,8 @@ func (h *handlers) registerExports(api huma.API) {
 		Responses: map[string]*huma.Response{"200": {
 			Description: "The file.",
 			Headers: map[string]*huma.Param{
-				"Content-Disposition": {Description: "attachment, with the file name.", Schema: &huma.Schema{Type: "string"}, Example: `attachment; filename="sales-20260101-20260331.csv"`},
-				"Content-Length":      {Description: "The file's size in bytes.", Schema: &huma.Schema{Type: "integer"}},
+				"Content-Disposition": {Description: "attachment, with the file name.", Schema: &huma.Schema{Type: "string", MaxLength: ptr(128)}, Example: `attachment; filename="sales-20260101-20260331.csv"`},
+				"Content-Length":      {Description: "The file's size in bytes.", Schema: &huma.Schema{Type: "integer", Format: "int64", Minimum: ptr(0.0), Maximum: ptr(16777216.0)}},
 			},
 			Content: map[string]*huma.MediaType{
 				"text/csv":             {Schema: &huma.Schema{Type: "string"}, Example: "at,region,orders,revenue_cents,refunds\n2026-01-01T00:00:00Z,eu-west,212,838460,27\n"},

@@ -27,20 +27,20 @@ type InboxBehaviour struct {
 
 // InboxView describes an inbox.
 type InboxView struct {
-	ID            string          `json:"id" example:"inb_7kq2m4x6zbw3dcn5ey8f1hvra9"`
+	ID            string          `json:"id" maxLength:"64" pattern:"^inb_[a-z0-9]+$" example:"inb_7kq2m4x6zbw3dcn5ey8f1hvra9"`
 	URL           string          `json:"url" format:"uri" doc:"The inbox's callback URL: pass it as callback_url. It needs no API key (the unguessable id is the credential), so treat it as a secret." example:"https://sandbox.example.com/v1/sandbox/inboxes/inb_7kq2m4x6zbw3dcn5ey8f1hvra9"`
-	Secret        string          `json:"secret" doc:"Your API key's current webhook signing secret, which deliveries to this inbox are signed and checked with (GET /v1/webhooks/secret)." example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
-	CreatedAt     time.Time       `json:"created_at"`
-	Received      int             `json:"received" doc:"Deliveries received so far." example:"0"`
-	DeliveriesURL string          `json:"deliveries_url" doc:"What the inbox received, newest first." example:"/v1/sandbox/inboxes/inb_7kq2m4x6zbw3dcn5ey8f1hvra9/deliveries"`
-	BehaviourURL  string          `json:"behaviour_url" doc:"PUT here to make the inbox fail its next deliveries." example:"/v1/sandbox/inboxes/inb_7kq2m4x6zbw3dcn5ey8f1hvra9/behaviour"`
+	Secret        string          `json:"secret" maxLength:"64" pattern:"^whsec_[A-Za-z0-9+/=]+$" doc:"Your API key's current webhook signing secret, which deliveries to this inbox are signed and checked with (GET /v1/webhooks/secret)." example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
+	CreatedAt     time.Time       `json:"created_at" maxLength:"35"`
+	Received      int             `json:"received" minimum:"0" maximum:"9007199254740991" doc:"Deliveries received so far." example:"0"`
+	DeliveriesURL string          `json:"deliveries_url" maxLength:"128" format:"uri-reference" doc:"What the inbox received, newest first." example:"/v1/sandbox/inboxes/inb_7kq2m4x6zbw3dcn5ey8f1hvra9/deliveries"`
+	BehaviourURL  string          `json:"behaviour_url" maxLength:"128" format:"uri-reference" doc:"PUT here to make the inbox fail its next deliveries." example:"/v1/sandbox/inboxes/inb_7kq2m4x6zbw3dcn5ey8f1hvra9/behaviour"`
 	Behaviour     *InboxBehaviour `json:"behaviour,omitempty" doc:"What the next deliveries will be answered with, while a behaviour is set; count is what is left of it."`
 }
 
 // InboxOutput answers the inbox operations.
 type InboxOutput struct {
 	Location     string `header:"Location" doc:"The inbox's delivery list."`
-	CacheControl string `header:"Cache-Control"`
+	CacheControl string `header:"Cache-Control" maxLength:"64"`
 	Body         InboxView
 }
 
@@ -52,13 +52,13 @@ type BehaviourInput struct {
 
 // InboxDeliveries lists what an inbox received.
 type InboxDeliveries struct {
-	InboxID    string           `json:"inbox_id" example:"inb_7kq2m4x6zbw3dcn5ey8f1hvra9"`
-	Deliveries []inbox.Delivery `json:"deliveries" doc:"Newest first, the last 100: each with its headers, body, the status the inbox answered and the signature check step by step."`
+	InboxID    string           `json:"inbox_id" maxLength:"64" pattern:"^inb_[a-z0-9]+$" example:"inb_7kq2m4x6zbw3dcn5ey8f1hvra9"`
+	Deliveries []inbox.Delivery `json:"deliveries" maxItems:"100" doc:"Newest first, the last 100: each with its headers, body, the status the inbox answered and the signature check step by step."`
 }
 
 // InboxDeliveriesOutput answers the delivery list.
 type InboxDeliveriesOutput struct {
-	CacheControl string `header:"Cache-Control"`
+	CacheControl string `header:"Cache-Control" maxLength:"64"`
 	Body         InboxDeliveries
 }
 
@@ -97,7 +97,7 @@ func (h *handlers) registerInbox(api huma.API) {
 		DefaultStatus: http.StatusCreated,
 		Description: "Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its `url` as the `callback_url` of an import; " +
 			"every delivery is stored with its headers, body and a step-by-step check of its signature against your secrets. " +
-			"Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries.",
+			"Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries; an inbox that receives nothing for a day (by default) expires.",
 		Security: auth,
 		Metadata: map[string]any{policyKey: PolicyStart},
 	}
@@ -164,12 +164,16 @@ func (h *handlers) registerInbox(api huma.API) {
 		DefaultStatus: http.StatusNoContent,
 		MaxBodyBytes:  inbox.MaxBody,
 		Description: "The inbox's callback URL: the sandbox's webhooks arrive here (you can POST here too, to see how a hand-made signature fares). " +
-			"No API key: the unguessable inbox id is the credential. Answers 204, or what a behaviour set with PUT .../behaviour asks for.",
+			"No API key: the unguessable inbox id is the credential. Answers 204, or what a behaviour set with PUT .../behaviour asks for.\n\n" +
+			"Deliveries you send are rate limited per inbox and per sending network (its /24 or /64), with 429 and the RateLimit headers beyond them; " +
+			"the sandbox's own webhooks are not. What inboxes store is bounded: 100 deliveries per inbox, and a byte budget shared by all inboxes " +
+			"(past it the oldest deliveries of the inbox holding most are dropped); an inbox that received nothing and was not changed for a day (by default) expires.",
+		Metadata: map[string]any{policyKey: PolicyInbox, inboxNetworkKey: PolicyInboxNetwork},
 	}
 	// Any body is stored as received: it is the signature, not a schema,
 	// that says whether to trust it.
 	recv.SkipValidateBody = true
-	h.documentProblems(api, &recv, problems.NotFound, problems.RequestTooLarge, problems.InboxSimulatedFailure)
+	h.documentProblems(api, &recv, problems.NotFound, problems.RequestTooLarge, problems.RateLimited, problems.InboxSimulatedFailure)
 	huma.Register(api, recv, h.receive)
 	if rb := registered(api, http.MethodPost, recv.Path).RequestBody; rb != nil && rb.Content["application/json"] != nil {
 		rb.Description = "The webhook as sent: stored byte for byte, whatever its shape. The sandbox's own webhooks are ImportEvents."

@@ -56,9 +56,9 @@ func (h *handlers) streamInboxEvents(ctx context.Context, in *InboxIDParam) (*hu
 	}
 	release := func() {}
 	if h.Limiter != nil {
-		var ok bool
-		if release, ok = h.Limiter.Acquire(who); !ok {
-			return nil, h.problemFor(ctx, streamLimitError{"list the deliveries"}, instance)
+		var refused error
+		if release, refused = h.Limiter.AcquireStream(who, network(ctx)); refused != nil {
+			return nil, h.problemFor(ctx, streamLimitError{alternative: "list the deliveries", err: refused}, instance)
 		}
 	}
 	ready, err := json.Marshal(view)

@@ -21,13 +21,13 @@ type JobOutput struct {
 	Status       int
 	Location     string `header:"Location" doc:"Present on 303: where the result is."`
 	RetryAfter   string `header:"Retry-After" doc:"Present while the job is queued or processing: seconds to wait before the next poll."`
-	CacheControl string `header:"Cache-Control" doc:"Always no-store: a job's status must not be served from a cache."`
+	CacheControl string `header:"Cache-Control" maxLength:"64" doc:"Always no-store: a job's status must not be served from a cache."`
 	Body         Job
 }
 
 // CancelOutput is the job after cancellation.
 type CancelOutput struct {
-	CacheControl string `header:"Cache-Control"`
+	CacheControl string `header:"Cache-Control" maxLength:"64"`
 	Body         Job
 }
 

@@ -17,29 +17,29 @@ import (
 // Job is the one body every async flow shares: in the 202, on every poll of
 // the status monitor, and after cancellation.
 type Job struct {
-	ID                        string            `json:"id" doc:"The job id: 128 random bits, unguessable. Quote it when you contact support." example:"job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	ID                        string            `json:"id" maxLength:"64" pattern:"^job_[a-z0-9]+$" doc:"The job id: 128 random bits, unguessable. Quote it when you contact support." example:"job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
 	Kind                      string            `json:"kind" enum:"report,export,import" doc:"Which flow started the job." example:"report"`
 	Status                    string            `json:"status" enum:"queued,processing,succeeded,failed,canceled" doc:"Where the job is in its lifecycle. queued and processing move forward; succeeded, failed and canceled are terminal and never change." example:"queued"`
-	StatusURL                 string            `json:"status_url" doc:"The status monitor; the same URL as the Location header of the 202." example:"/v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	StatusURL                 string            `json:"status_url" maxLength:"128" format:"uri-reference" doc:"The status monitor; the same URL as the Location header of the 202." example:"/v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
 	PercentComplete           int               `json:"percent_complete" minimum:"0" maximum:"100" doc:"Progress from 0 to 100; never decreases." example:"0"`
-	EstimatedSecondsRemaining int               `json:"estimated_seconds_remaining" minimum:"0" doc:"Estimate of the seconds left until a terminal state; 0 once terminal. An estimate, not a promise: poll by Retry-After." example:"6"`
-	Message                   string            `json:"message,omitempty" doc:"What the job is doing now, for people." example:"aggregating by day (3 of 5)"`
-	CreatedAt                 time.Time         `json:"created_at" doc:"When the job was accepted (RFC 3339)."`
-	UpdatedAt                 time.Time         `json:"updated_at" doc:"When the job last changed (RFC 3339)."`
-	StartedAt                 *time.Time        `json:"started_at,omitempty" doc:"When a worker picked the job up."`
-	FinishedAt                *time.Time        `json:"finished_at,omitempty" doc:"When the job reached its terminal state."`
-	ExpiresAt                 *time.Time        `json:"expires_at,omitempty" doc:"After this moment the job and its result are deleted and the status monitor answers 410 Gone. Set once the job is terminal."`
-	ResultURL                 string            `json:"result_url,omitempty" doc:"Where the result is, once status is succeeded: the same URL as the Location of the monitor's 303." example:"/v1/reports/rpt_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	EstimatedSecondsRemaining int               `json:"estimated_seconds_remaining" maximum:"60000" minimum:"0" doc:"Estimate of the seconds left until a terminal state; 0 once terminal. An estimate, not a promise: poll by Retry-After." example:"6"`
+	Message                   string            `json:"message,omitempty" maxLength:"200" doc:"What the job is doing now, for people." example:"aggregating by day (3 of 5)"`
+	CreatedAt                 time.Time         `json:"created_at" maxLength:"35" doc:"When the job was accepted (RFC 3339)."`
+	UpdatedAt                 time.Time         `json:"updated_at" maxLength:"35" doc:"When the job last changed (RFC 3339)."`
+	StartedAt                 *time.Time        `json:"started_at,omitempty" maxLength:"35" doc:"When a worker picked the job up."`
+	FinishedAt                *time.Time        `json:"finished_at,omitempty" maxLength:"35" doc:"When the job reached its terminal state."`
+	ExpiresAt                 *time.Time        `json:"expires_at,omitempty" maxLength:"35" doc:"After this moment the job and its result are deleted and the status monitor answers 410 Gone. Set once the job is terminal."`
+	ResultURL                 string            `json:"result_url,omitempty" maxLength:"128" format:"uri-reference" doc:"Where the result is, once status is succeeded: the same URL as the Location of the monitor's 303." example:"/v1/reports/rpt_3u2k4v7qzbx6dcm5ey8f1hwra9"`
 	Error                     *problems.Problem `json:"error,omitempty" doc:"Why the job failed, once status is failed: an RFC 9457 problem whose type is an entry of the error catalog."`
 	Links                     Links             `json:"links" doc:"Where to go from here."`
 }
 
 // Links are the related URLs of a job.
 type Links struct {
-	Self     string `json:"self" doc:"The status monitor." example:"/v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
-	Cancel   string `json:"cancel,omitempty" doc:"DELETE this URL to cancel; present while the job can still be cancelled." example:"/v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
-	Resource string `json:"resource,omitempty" doc:"The resource the job produces; readable once the job succeeded." example:"/v1/reports/rpt_3u2k4v7qzbx6dcm5ey8f1hwra9"`
-	Result   string `json:"result,omitempty" doc:"The result itself, once the job succeeded." example:"/v1/reports/rpt_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	Self     string `json:"self" maxLength:"128" format:"uri-reference" doc:"The status monitor." example:"/v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	Cancel   string `json:"cancel,omitempty" maxLength:"128" format:"uri-reference" doc:"DELETE this URL to cancel; present while the job can still be cancelled." example:"/v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	Resource string `json:"resource,omitempty" maxLength:"128" format:"uri-reference" doc:"The resource the job produces; readable once the job succeeded." example:"/v1/reports/rpt_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	Result   string `json:"result,omitempty" maxLength:"128" format:"uri-reference" doc:"The result itself, once the job succeeded." example:"/v1/reports/rpt_3u2k4v7qzbx6dcm5ey8f1hwra9"`
 }
 
 func statusURL(id string) string { return "/v1/jobs/" + id }

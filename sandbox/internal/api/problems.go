@@ -13,6 +13,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/idempotency"
+	"github.com/accepted-dev/accepted/sandbox/internal/imports"
 	"github.com/accepted-dev/accepted/sandbox/internal/inbox"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/keys"
@@ -43,12 +44,18 @@ type (
 	// limiter's headers (RateLimit, RateLimit-Policy, Retry-After) are
 	// already on the response, so the problem adds none of its own.
 	rateLimitedError struct {
-		byKey  bool // per API key, or per client address
-		policy ratelimit.Policy
-		wait   time.Duration
+		byKey   bool   // per API key, or per client network
+		scope   string // what the policy counts per: "API key", "network" or "inbox" ("" by byKey)
+		network string // the client's network, for "network"
+		policy  ratelimit.Policy
+		wait    time.Duration
 	}
-	// streamLimitError: the key holds as many event streams as it may.
-	streamLimitError struct{ alternative string }
+	// streamLimitError: the key, its network or this replica holds as
+	// many event streams as it may (err is a *ratelimit.StreamError).
+	streamLimitError struct {
+		alternative string
+		err         error
+	}
 	// notReadyError: a result was asked for before its job succeeded.
 	notReadyError struct{ job jobs.Job }
 	// notSentError: an import has no webhook to redeliver.
@@ -103,26 +110,55 @@ func (h *handlers) problemFor(ctx context.Context, err error, instance string) *
 		ua  unauthorizedError
 		sl  streamLimitError
 		be  bodyError
+		tr  tooManyRowsError
+		pt  pageTokenError
 		ret = func(p *problems.Problem) *problems.Problem { return p.WithInstance(instance) }
 	)
 	switch {
 	case errors.As(err, &ua):
 		return ret(c.New(problems.Unauthorized, ua.reason).WithHeader("WWW-Authenticate", `Bearer realm="accepted-sandbox"`))
 	case errors.As(err, &rl):
-		who := "client address"
-		if rl.byKey {
-			who = "API key"
+		who := "This client network"
+		switch {
+		case rl.scope == "inbox":
+			who = "This inbox"
+		case rl.scope == "network" && rl.network != "":
+			who = "Your network (" + rl.network + ")"
+		case rl.scope == "API key", rl.scope == "" && rl.byKey:
+			who = "This API key"
 		}
-		return ret(c.New(problems.RateLimited, fmt.Sprintf("This %s allows %d requests per %d s under policy %q; retry in %d s.",
+		return ret(c.New(problems.RateLimited, fmt.Sprintf("%s allows %d requests per %d s under policy %q; retry in %d s.",
 			who, rl.policy.Burst, rl.policy.Window(), rl.policy.Name, seconds(rl.wait))))
 	case errors.As(err, &sl):
-		return ret(c.New(problems.RateLimited, "This API key has as many event streams open as the sandbox allows (5 unless its operator changed -max-streams). Close one, or "+sl.alternative+" instead.").
+		var se *ratelimit.StreamError
+		who := "This API key has as many event streams open as one key may"
+		if errors.As(sl.err, &se) {
+			switch se.Scope {
+			case ratelimit.ScopeKey:
+				who = fmt.Sprintf("This API key has as many event streams open as one key may (%d)", se.Limit)
+			case ratelimit.ScopeNetwork:
+				who = fmt.Sprintf("The API keys of your network have as many event streams open as one network may (%d)", se.Limit)
+			case ratelimit.ScopeReplica:
+				who = fmt.Sprintf("This copy of the sandbox has as many event streams open as it serves (%d)", se.Limit)
+			}
+		}
+		return ret(c.New(problems.RateLimited, who+". Close one, or "+sl.alternative+" instead.").
 			WithHeader("Retry-After", "5"))
 	case errors.As(err, &be):
 		if be.tooLarge {
 			return ret(c.New(problems.RequestTooLarge, "The request body is larger than this operation accepts."))
 		}
 		return ret(c.New(problems.MalformedRequest, "The request body could not be read: "+be.err.Error()))
+	case errors.As(err, &tr):
+		p := c.New(problems.ValidationFailed, fmt.Sprintf("body.rows: an import takes at most %d rows and this one has %d; split it into imports of up to %d rows.",
+			imports.MaxRows, tr.rows, imports.MaxRows))
+		p.ListErrors([]*problems.FieldError{{Location: "body.rows", Message: fmt.Sprintf("expected array length <= %d", imports.MaxRows),
+			Value: fmt.Sprintf("array of %d items", tr.rows)}})
+		return ret(p)
+	case errors.As(err, &pt):
+		p := c.New(problems.ValidationFailed, "query.page_token: "+pt.Error()+"; pass a next_page_token this import gave, or leave page_token out for the first page.")
+		p.ListErrors([]*problems.FieldError{{Location: "query.page_token", Message: pt.Error()}})
+		return ret(p)
 	case errors.As(err, &nr):
 		return ret(c.New(problems.ResultNotReady, "The job "+nr.job.ID+" is "+string(nr.job.Status)+", so there is no result here; poll "+statusURL(nr.job.ID)+".").
 			WithJob(nr.job.ID))
@@ -151,11 +187,32 @@ func (h *handlers) problemFor(ctx context.Context, err error, instance string) *
 		return ret(c.New(problems.JobExpired, fmt.Sprintf("This job finished more than %s ago, so it was deleted. Start a new one.", h.Retention)))
 	case errors.Is(err, jobs.ErrQueueFull):
 		wait := seconds(h.Engine.QueueRetryAfter())
-		return ret(c.New(problems.QueueFull, fmt.Sprintf("The work queue is full, so nothing was created. Retry in %d s.", wait)).
-			WithHeader("Retry-After", strconv.Itoa(wait)))
+		detail := fmt.Sprintf("The work queue is full, so nothing was created. Retry in %d s.", wait)
+		var se *jobs.ShareError
+		if errors.As(err, &se) && se.Guaranteed > 0 {
+			detail = fmt.Sprintf("The work queue is full (%d unfinished jobs), so nothing was created. A key with fewer than %d unfinished jobs is still served; "+
+				"this one has more, or the queue's reserve for them is used up too. Retry in %d s, or cancel jobs you no longer need.", se.Limit, se.Guaranteed, wait)
+		}
+		return ret(c.New(problems.QueueFull, detail).WithHeader("Retry-After", strconv.Itoa(wait)))
 	case errors.Is(err, jobs.ErrOwnerBusy):
 		wait := seconds(h.Engine.QueueRetryAfter())
-		return ret(c.New(problems.TooManyJobs, fmt.Sprintf("This API key has as many unfinished jobs as one key may; nothing was created. Retry in %d s, or cancel jobs you no longer need.", wait)).
+		limit := ""
+		if se := (*jobs.ShareError)(nil); errors.As(err, &se) {
+			limit = fmt.Sprintf(" (%d)", se.Limit)
+		}
+		return ret(c.New(problems.TooManyJobs, fmt.Sprintf("This API key has as many unfinished jobs as one key may%s; nothing was created. Retry in %d s, or cancel jobs you no longer need.", limit, wait)).
+			WithHeader("Retry-After", strconv.Itoa(wait)))
+	case errors.Is(err, jobs.ErrNetworkBusy):
+		wait := seconds(h.Engine.QueueRetryAfter())
+		share := "as many unfinished jobs as one network may"
+		if se := (*jobs.ShareError)(nil); errors.As(err, &se) {
+			share = fmt.Sprintf("%d unfinished jobs, as many as one network may", se.Limit)
+			if se.Network != "" {
+				share = fmt.Sprintf("%d unfinished jobs, as many as one network may (yours is %s)", se.Limit, se.Network)
+			}
+		}
+		return ret(c.New(problems.TooManyJobs, fmt.Sprintf("The API keys of your network have %s: the sandbox is shared, and one network gets a share of its queue. "+
+			"Nothing was created. Retry in %d s, or cancel jobs you no longer need; another key from the same network does not help.", share, wait)).
 			WithHeader("Retry-After", strconv.Itoa(wait)))
 	}
 	h.Logger.ErrorContext(ctx, "unexpected error", "instance", instance, "err", err)
@@ -180,7 +237,7 @@ func ProblemFor(c *problems.Catalog, err error, instance string) *problems.Probl
 	case errors.As(err, &re):
 		return ret(c.New(problems.NotFound, "No API operation at "+re.Path+". The reference lists them all; the spec is at /openapi.json."))
 	case errors.Is(err, inbox.ErrNotFound):
-		return ret(c.New(problems.NotFound, "No inbox at "+instance+": it never existed, it was dropped (each API key keeps its 20 newest), or it belongs to another API key."))
+		return ret(c.New(problems.NotFound, "No inbox at "+instance+": it never existed, it was dropped (each API key keeps its 20 newest, and an inbox that received nothing for a day expires), or it belongs to another API key."))
 	case errors.Is(err, jobs.ErrNotFound):
 		return ret(c.New(problems.NotFound, "Nothing exists at "+instance+" for this API key. Jobs and results are visible only to the key that started them."))
 	case errors.Is(err, jobs.ErrFinished):
@@ -201,8 +258,19 @@ func ProblemFor(c *problems.Catalog, err error, instance string) *problems.Probl
 		return ret(c.New(problems.IdempotencyKeyReused, "This Idempotency-Key was already used with a different request body or URL. Use a new key for a new request."))
 	case errors.Is(err, idempotency.ErrOwnerFull):
 		return ret(c.New(problems.RateLimited, "This API key holds as many Idempotency-Keys as it may; they expire after 24 h.").WithHeader("Retry-After", "60"))
-	case errors.Is(err, keys.ErrFull):
-		return ret(c.New(problems.QueueFull, "The sandbox holds as many keys as it is allowed to; try again later.").WithHeader("Retry-After", "60"))
+	case errors.Is(err, keys.ErrNetworkFull), errors.Is(err, keys.ErrFull):
+		wait, limit := time.Minute, 0
+		var fe *keys.FullError
+		if errors.As(err, &fe) {
+			wait, limit = fe.RetryAfter, fe.Limit
+		}
+		ra := strconv.Itoa(seconds(wait))
+		if errors.Is(err, keys.ErrNetworkFull) {
+			return ret(c.New(problems.RateLimited, fmt.Sprintf("Your network holds %d API keys, as many as one network may, and each has unfinished work "+
+				"(a key without any would have made room). Use one of your keys, or retry in %s s, when some of that work is due to end.", limit, ra)).WithHeader("Retry-After", ra))
+		}
+		return ret(c.New(problems.QueueFull, fmt.Sprintf("The sandbox holds %d API keys, as many as it may, and each has unfinished work "+
+			"(a key without any would have made room). Retry in %s s, when some of that work is due to end.", limit, ra)).WithHeader("Retry-After", ra))
 	case errors.Is(err, webhooks.ErrQueueFull), errors.Is(err, webhooks.ErrClosed):
 		return ret(c.New(problems.QueueFull, "The webhook queue is full, so nothing was sent. Retry in 5 s.").WithHeader("Retry-After", "5"))
 	}
@@ -258,42 +326,49 @@ func problemFromHuma(c *problems.Catalog, status int, msg string, errs []error) 
 	if status != 0 && code == problems.InternalError && status != http.StatusInternalServerError {
 		p.Detail = msg
 	}
+	// Only the errors a problem lists are kept (problems.MaxErrors); the
+	// others are counted. Huma's own value for an unknown property is the
+	// whole object it sits in, so nothing of a value is copied before
+	// ListErrors summarises it.
+	var all, parse []*problems.FieldError
+	nAll, nParse := 0, 0
 	for _, err := range errs {
+		var fe *problems.FieldError
 		var d huma.ErrorDetailer
-		if errors.As(err, &d) {
+		switch {
+		case errors.As(err, &d):
 			ed := d.ErrorDetail()
-			fe := &problems.FieldError{Location: ed.Location, Message: ed.Message}
-			if s, ok := ed.Value.(string); ok && len(s) > 200 {
-				fe.Value = s[:200] + "…"
-			} else {
-				fe.Value = ed.Value
-			}
-			p.Errors = append(p.Errors, fe)
+			fe = &problems.FieldError{Location: ed.Location, Message: ed.Message, Value: ed.Value}
+		case err != nil:
+			fe = &problems.FieldError{Message: err.Error()}
+		default:
 			continue
 		}
-		if err != nil {
-			p.Errors = append(p.Errors, &problems.FieldError{Message: err.Error()})
+		if nAll++; len(all) < problems.MaxErrors {
+			all = append(all, fe)
 		}
-	}
-	if code == problems.MalformedRequest || code == problems.UnsupportedMediaType {
-		// Huma runs our cross-field checks even when the body did not parse;
-		// their complaints about empty fields would only hide the real cause.
-		var parse []*problems.FieldError
-		for _, fe := range p.Errors {
-			if fe.Location == "body" {
+		if fe.Location == "body" {
+			if nParse++; len(parse) < problems.MaxErrors {
 				parse = append(parse, fe)
 			}
 		}
-		if len(parse) > 0 {
-			p.Errors = parse
-		}
+	}
+	total := nAll
+	if (code == problems.MalformedRequest || code == problems.UnsupportedMediaType) && nParse > 0 {
+		// Huma runs our cross-field checks even when the body did not parse;
+		// their complaints about empty fields would only hide the real cause.
+		all, total = parse, nParse
+	}
+	if total > 0 {
+		p.ListErrors(all)
+		p.ErrorsOmitted = total - len(p.Errors)
 	}
 	if code == problems.UnsupportedMediaType {
 		p.Detail = "Send the body as JSON with the header Content-Type: application/json (with curl: -H 'Content-Type: application/json')."
-	} else if len(p.Errors) == 1 && p.Errors[0].Location != "" {
+	} else if total == 1 && p.Errors[0].Location != "" {
 		p.Detail = fmt.Sprintf("%s: %s", p.Errors[0].Location, p.Errors[0].Message)
-	} else if len(p.Errors) > 1 {
-		p.Detail = fmt.Sprintf("%d problems with the request; see errors.", len(p.Errors))
+	} else if total > 1 {
+		p.Detail = problems.ErrorsDetail(total, len(p.Errors))
 	}
 	return p
 }

@@ -26,8 +26,8 @@ type CreateReportInput struct {
 // ReportRequest is the body of createReport.
 type ReportRequest struct {
 	Title    string    `json:"title,omitempty" maxLength:"120" default:"Sales report" doc:"A title for the report." example:"January sales"`
-	From     string    `json:"from" format:"date" doc:"First day of the report (inclusive), YYYY-MM-DD." example:"2026-01-01"`
-	To       string    `json:"to" format:"date" doc:"Last day of the report (inclusive), YYYY-MM-DD; at most 366 days after from." example:"2026-01-31"`
+	From     string    `json:"from" maxLength:"10" format:"date" doc:"First day of the report (inclusive), YYYY-MM-DD." example:"2026-01-01"`
+	To       string    `json:"to" maxLength:"10" format:"date" doc:"Last day of the report (inclusive), YYYY-MM-DD; at most 366 days after from." example:"2026-01-31"`
 	Simulate *Simulate `json:"simulate,omitempty" doc:"Sandbox only: how this job should go. Leave it out for a normal run."`
 }
 
@@ -52,8 +52,8 @@ type ReportOutput struct {
 
 // Report is a finished report.
 type Report struct {
-	ID    string `json:"id" example:"rpt_3u2k4v7qzbx6dcm5ey8f1hwra9" doc:"The report id."`
-	JobID string `json:"job_id" example:"job_3u2k4v7qzbx6dcm5ey8f1hwra9" doc:"The job that produced it."`
+	ID    string `json:"id" maxLength:"64" pattern:"^rpt_[a-z0-9]+$" example:"rpt_3u2k4v7qzbx6dcm5ey8f1hwra9" doc:"The report id."`
+	JobID string `json:"job_id" maxLength:"64" pattern:"^job_[a-z0-9]+$" example:"job_3u2k4v7qzbx6dcm5ey8f1hwra9" doc:"The job that produced it."`
 	reports.Report
 }
 

@@ -39,7 +39,7 @@ func (h *handlers) documentProblems(api huma.API, op *huma.Operation, codes ...s
 			r.Description = e.Title
 		}
 		if e.Code == problems.Unauthorized {
-			r.Headers = map[string]*huma.Param{"WWW-Authenticate": {Description: "The scheme to authenticate with: `Bearer`.", Schema: &huma.Schema{Type: "string"}, Example: `Bearer realm="accepted-sandbox"`}}
+			r.Headers = map[string]*huma.Param{"WWW-Authenticate": {Description: "The scheme to authenticate with: `Bearer`.", Schema: &huma.Schema{Type: "string", MaxLength: ptr(64)}, Example: `Bearer realm="accepted-sandbox"`}}
 		}
 		mt := r.Content["application/problem+json"]
 		mt.Examples[e.Code] = &huma.Example{Summary: e.Title, Value: e.Example}
@@ -60,17 +60,17 @@ const (
 
 func sharedHeaders() map[string]*huma.Header {
 	str := func(desc string, example any) *huma.Header {
-		return &huma.Header{Description: desc, Schema: &huma.Schema{Type: "string"}, Example: example}
+		return &huma.Header{Description: desc, Schema: &huma.Schema{Type: "string", MaxLength: ptr(128)}, Example: example}
 	}
 	return map[string]*huma.Header{
 		headerRateLimit: str("The rate-limit policy's state after this request (IETF RateLimit header fields draft): `r` requests remain, and the quota is full again in `t` seconds. "+
 			"Sent on every answer of an operation that is rate limited.", `"poll";r=19;t=1`),
 		headerRateLimitPolicy: str("The rate-limit policy that applies (IETF RateLimit header fields draft): a quota of `q` requests per window of `w` seconds, "+
-			"per API key (per client address for creating keys).", `"poll";q=20;w=2`),
+			"per API key (per client network, its /24 or /64, for creating keys).", `"poll";q=20;w=2`),
 		headerRetryAfter: {
 			Description: "Seconds to wait before the next request, as delay-seconds (RFC 9110 §10.2.3): before the first poll on a 202, before the next poll while a job runs, " +
 				"and before trying again on a 409, 429 or 503.",
-			Schema:  &huma.Schema{Type: "integer", Minimum: ptr(0.0)},
+			Schema:  &huma.Schema{Type: "integer", Format: "int32", Minimum: ptr(0.0), Maximum: ptr(86400.0)},
 			Example: 3,
 		},
 		headerReplayed: {
@@ -81,7 +81,7 @@ func sharedHeaders() map[string]*huma.Header {
 		headerLocation: {
 			Description: "Where to go next. On a 202: the status monitor to poll (the job's `status_url`). On the status monitor's 303: the result (the job's `result_url`). " +
 				"On an inbox's answers: its delivery list. A relative reference, resolved against the request URL.",
-			Schema:  &huma.Schema{Type: "string", Format: "uri-reference"},
+			Schema:  &huma.Schema{Type: "string", Format: "uri-reference", MaxLength: ptr(256)},
 			Example: "/v1/jobs/" + exampleJobID,
 		},
 	}

@@ -82,7 +82,7 @@ func dateRange(from, to string, maxDays int) (time.Time, time.Time, []error) {
 type AcceptedOutput struct {
 	Location     string `header:"Location" doc:"The status monitor: GET it to follow the job. The same URL as status_url."`
 	RetryAfter   string `header:"Retry-After" doc:"Seconds to wait before the first poll."`
-	CacheControl string `header:"Cache-Control" doc:"no-store."`
+	CacheControl string `header:"Cache-Control" maxLength:"64" doc:"no-store."`
 	Body         Job
 }
 
@@ -119,7 +119,7 @@ func (h *handlers) accept(ctx context.Context, kind jobs.Kind, input any, plan j
 	if err != nil {
 		return nil, h.problemFor(ctx, fmt.Errorf("encoding %s input: %w", kind, err), instance)
 	}
-	spec := jobs.Spec{Kind: kind, Owner: owner(ctx), Input: raw, Plan: plan}
+	spec := jobs.Spec{Kind: kind, Owner: owner(ctx), Network: network(ctx), Input: raw, Plan: plan}
 	if c, ok := ctx.Value(claimKey{}).(claim); ok && h.Idempotency != nil {
 		spec.Then = func(ctx context.Context, tx sqldb.Tx, j jobs.Job) error {
 			if err := h.fault("idempotency-link"); err != nil {

@@ -75,46 +75,46 @@ var errNoWebhooks = errors.New("webhooks are not configured on this sandbox")
 
 // WebhookSecret is an API key's signing secret.
 type WebhookSecret struct {
-	Secret            string     `json:"secret" doc:"The signing secret: whsec_ and the base64 of the key. Verify the webhook-signature of every delivery with it." example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
-	CreatedAt         time.Time  `json:"created_at" doc:"When this secret was made."`
-	PreviousSecret    string     `json:"previous_secret,omitempty" doc:"The secret replaced by the last rotation, while it still signs deliveries." example:"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"`
-	PreviousExpiresAt *time.Time `json:"previous_expires_at,omitempty" doc:"When the previous secret stops signing deliveries."`
-	GraceSeconds      int        `json:"grace_seconds" doc:"How long a rotated-out secret keeps signing, in seconds." example:"86400"`
-	Note              string     `json:"note" doc:"How rotation works."`
+	Secret            string     `json:"secret" maxLength:"64" pattern:"^whsec_[A-Za-z0-9+/=]+$" doc:"The signing secret: whsec_ and the base64 of the key. Verify the webhook-signature of every delivery with it." example:"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"`
+	CreatedAt         time.Time  `json:"created_at" maxLength:"35" doc:"When this secret was made."`
+	PreviousSecret    string     `json:"previous_secret,omitempty" maxLength:"64" pattern:"^whsec_[A-Za-z0-9+/=]+$" doc:"The secret replaced by the last rotation, while it still signs deliveries." example:"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"`
+	PreviousExpiresAt *time.Time `json:"previous_expires_at,omitempty" maxLength:"35" doc:"When the previous secret stops signing deliveries."`
+	GraceSeconds      int        `json:"grace_seconds" minimum:"0" maximum:"9223372036" doc:"How long a rotated-out secret keeps signing, in seconds." example:"86400"`
+	Note              string     `json:"note" maxLength:"512" doc:"How rotation works."`
 }
 
 // WebhookSecretOutput answers the secret operations.
 type WebhookSecretOutput struct {
-	CacheControl string `header:"Cache-Control" doc:"no-store: a secret must not be cached."`
+	CacheControl string `header:"Cache-Control" maxLength:"64" doc:"no-store: a secret must not be cached."`
 	Body         WebhookSecret
 }
 
 // DeliveryAttempt is one try at delivering an import's webhook.
 type DeliveryAttempt struct {
-	Number        int        `json:"number" doc:"1 for the first attempt; a manual redelivery starts again at 1." example:"1"`
-	At            time.Time  `json:"at" doc:"When the attempt was made (its webhook-timestamp)."`
-	StatusCode    int        `json:"status_code,omitempty" doc:"The receiver's status code; absent when no answer arrived." example:"503"`
+	Number        int        `json:"number" minimum:"1" maximum:"2147483647" doc:"1 for the first attempt; a manual redelivery starts again at 1." example:"1"`
+	At            time.Time  `json:"at" maxLength:"35" doc:"When the attempt was made (its webhook-timestamp)."`
+	StatusCode    int        `json:"status_code,omitempty" minimum:"0" maximum:"999" doc:"The receiver's status code; absent when no answer arrived." example:"503"`
 	LatencyMS     float64    `json:"latency_ms" doc:"Time to the receiver's answer, in milliseconds." example:"12.5"`
 	Error         string     `json:"error,omitempty" doc:"Why the attempt failed, for a person." example:"receiver answered 503 Service Unavailable"`
-	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty" doc:"When the next automatic attempt is due, while retrying."`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty" maxLength:"35" doc:"When the next automatic attempt is due, while retrying."`
 	Outcome       string     `json:"outcome" enum:"delivered,retrying,failed,disabled" doc:"delivered: a 2xx arrived. retrying: another attempt is scheduled. failed: no attempt is left (or the address was refused). disabled: the URL answered 410 Gone." example:"retrying"`
 	Manual        bool       `json:"manual,omitempty" doc:"A redelivery asked for with POST."`
 }
 
 // Deliveries is the delivery log of an import.
 type Deliveries struct {
-	ImportID    string            `json:"import_id" example:"imp_3u2k4v7qzbx6dcm5ey8f1hwra9"`
-	CallbackURL string            `json:"callback_url,omitempty" doc:"Where the webhook goes." example:"https://example.com/webhooks/accepted"`
+	ImportID    string            `json:"import_id" maxLength:"64" pattern:"^imp_[a-z0-9]+$" example:"imp_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	CallbackURL string            `json:"callback_url,omitempty" maxLength:"2048" format:"uri" doc:"Where the webhook goes." example:"https://example.com/webhooks/accepted"`
 	State       string            `json:"state" enum:"no_callback,waiting_for_job,sending,delivered,failed,disabled" doc:"no_callback: the import has no callback_url. waiting_for_job: the webhook is sent when the job ends. sending: an attempt is under way or scheduled. delivered, failed, disabled: the last attempt's final outcome." example:"delivered"`
-	MessageID   string            `json:"message_id,omitempty" doc:"The webhook-id every attempt carries." example:"msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"`
+	MessageID   string            `json:"message_id,omitempty" maxLength:"64" doc:"The webhook-id every attempt carries." example:"msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"`
 	EventType   string            `json:"event_type,omitempty" enum:"import.complete,import.partial,import.failed" example:"import.complete"`
 	Disabled    bool              `json:"endpoint_disabled" doc:"The URL answered 410 Gone, so this API key sends it nothing more until it is re-enabled: by a redelivery (POST on this URL) or by a new import naming it as callback_url."`
-	Attempts    []DeliveryAttempt `json:"attempts" doc:"Every attempt, oldest first."`
+	Attempts    []DeliveryAttempt `json:"attempts" maxItems:"100" doc:"Every attempt, oldest first."`
 }
 
 // DeliveriesOutput answers the delivery log.
 type DeliveriesOutput struct {
-	CacheControl string `header:"Cache-Control"`
+	CacheControl string `header:"Cache-Control" maxLength:"64"`
 	Body         Deliveries
 }
 
@@ -122,7 +122,7 @@ type DeliveriesOutput struct {
 type RedeliverOutput struct {
 	Location     string `header:"Location" doc:"The delivery log, where the new attempt appears."`
 	RetryAfter   string `header:"Retry-After" doc:"Seconds to wait before reading the delivery log."`
-	CacheControl string `header:"Cache-Control"`
+	CacheControl string `header:"Cache-Control" maxLength:"64"`
 	Body         Deliveries
 }
 

@@ -24,7 +24,7 @@ type oneKey struct{}
 
 const oneKeyPlain = keys.Prefix + "test"
 
-func (oneKey) Issue(context.Context) (string, keys.Key, error) {
+func (oneKey) Issue(context.Context, string) (string, keys.Key, error) {
 	return oneKeyPlain, keys.Key{ID: "key_test"}, nil
 }
 

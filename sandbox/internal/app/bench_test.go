@@ -18,6 +18,7 @@ func benchSandbox(b *testing.B) (*Server, string) {
 	b.Helper()
 	cfg := testConfig()
 	cfg.QueueSize, cfg.Workers, cfg.TimeScale, cfg.MaxJobsPerKey = 1_000_000, 64, 1, 1_000_000
+	cfg.Shares.JobsPerNetwork = cfg.QueueSize // the load comes from one network
 	s, err := New(cfg, Deps{DB: newTestDB(b, ""), River: fastRiver, Policies: noRateLimits()})
 	if err != nil {
 		b.Fatal(err)
@@ -125,6 +126,7 @@ func BenchmarkEventFanout(b *testing.B) {
 		b.Run(strconv.Itoa(subscribers), func(b *testing.B) {
 			cfg := testConfig()
 			cfg.TimeScale, cfg.MaxStreams = 1, subscribers
+			cfg.Shares.StreamsPerNetwork, cfg.Shares.StreamsTotal = subscribers, subscribers // all from one network
 			s, err := New(cfg, Deps{DB: newTestDB(b, ""), River: fastRiver, Policies: noRateLimits()})
 			if err != nil {
 				b.Fatal(err)

@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/accepted-dev/accepted/sandbox/internal/api"
+	"github.com/accepted-dev/accepted/sandbox/internal/ratelimit"
 )
 
 // Config is everything `serve` can be told, by flag or environment variable.
@@ -47,6 +50,11 @@ type Config struct {
 	// Migrate applies the database migrations at start; without it a
 	// database that is not at this binary's version is refused.
 	Migrate bool
+	// RateLimits are the request rate limits (-rate-poll, -rate-start,
+	// -rate-keys, -rate-limits); the zero value is DefaultPolicies.
+	RateLimits RateLimits
+	// Shares are the per-network shares and expiries (shares.go).
+	Shares FairShares
 }
 
 // DefaultDatabase is the SQLite file `serve` uses when -database is not
@@ -88,7 +96,7 @@ func bindFlags(fs *flag.FlagSet, cfg *Config, getenv func(string) string) (errs 
 	fs.IntVar(&cfg.QueueSize, "queue-size", cfg.QueueSize, "unfinished jobs of all keys together; beyond it POSTs answer 503 (env ACCEPTED_QUEUE_SIZE)")
 	parse("MAX_KEYS", "100000", func(s string) (err error) { cfg.MaxKeys, err = strconv.Atoi(s); return })
 	fs.IntVar(&cfg.MaxKeys, "max-keys", cfg.MaxKeys, "sandbox API keys kept at most (env ACCEPTED_MAX_KEYS)")
-	parse("MAX_JOBS_PER_KEY", "1000", func(s string) (err error) { cfg.MaxJobsPerKey, err = strconv.Atoi(s); return })
+	parse("MAX_JOBS_PER_KEY", "100", func(s string) (err error) { cfg.MaxJobsPerKey, err = strconv.Atoi(s); return })
 	fs.IntVar(&cfg.MaxJobsPerKey, "max-jobs-per-key", cfg.MaxJobsPerKey, "unfinished (queued or processing) jobs one API key may have; beyond it POSTs answer 429 (env ACCEPTED_MAX_JOBS_PER_KEY)")
 	parse("SHUTDOWN_TIMEOUT", "30s", func(s string) (err error) { cfg.ShutdownTimeout, err = time.ParseDuration(s); return })
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGINT/SIGTERM, how long to let steps in progress finish (new jobs get 503); unfinished jobs stay in the database and go on at the next start or on another replica (env ACCEPTED_SHUTDOWN_TIMEOUT)")
@@ -107,6 +115,8 @@ func bindFlags(fs *flag.FlagSet, cfg *Config, getenv func(string) string) (errs 
 	fs.BoolVar(&cfg.Migrate, "migrate", cfg.Migrate, "apply database migrations at start; with -migrate=false a database not at this version is refused (run `sandbox migrate` first) (env ACCEPTED_MIGRATE)")
 	parse("ALLOW_PRIVATE_CALLBACKS", "false", func(s string) (err error) { cfg.AllowPrivateCallbacks, err = strconv.ParseBool(s); return })
 	fs.BoolVar(&cfg.AllowPrivateCallbacks, "allow-private-callbacks", cfg.AllowPrivateCallbacks, "let webhooks reach loopback, private and link-local addresses, for local receivers; never on a public sandbox (env ACCEPTED_ALLOW_PRIVATE_CALLBACKS)")
+	bindRateFlags(fs, cfg, parse)
+	bindShareFlags(fs, cfg, parse)
 	return func() error { return errors.Join(envErrs...) }
 }
 
@@ -121,6 +131,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 || c.QueueSize < 1 || c.MaxKeys < 1 || c.MaxStreams < 1 || c.MaxJobsPerKey < 1 {
 		errs = append(errs, errors.New("-workers, -queue-size, -max-keys, -max-jobs-per-key and -max-streams must be at least 1"))
+	}
+	if err := c.validateShares(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("-shutdown-timeout %s: must not be negative", c.ShutdownTimeout))
@@ -152,4 +165,102 @@ func NewLogger(w io.Writer, c Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// ---- Rate limits: -rate-poll, -rate-start, -rate-keys, -rate-limits ----
+
+// RateLimits shapes the rate-limit policies. A zero Rate keeps the policy
+// of DefaultPolicies, whose values are the flags' defaults (and what the
+// committed spec's examples show).
+type RateLimits struct {
+	Poll, Start, Keys Rate
+	// Off lifts the limits, for a load test on a private sandbox: no
+	// RateLimit headers, no 429 rate_limited, and no cap on the event
+	// streams a key holds open (the API then has no limiter at all).
+	Off bool
+}
+
+// Rate is a token bucket: PerSecond requests a second on average, Burst at
+// once. Its text form is <per second>/<burst>, such as 10/20.
+type Rate struct {
+	PerSecond float64
+	Burst     int
+}
+
+// Bounds of a Rate: beyond them a bucket's window (Burst/PerSecond
+// seconds, sent in RateLimit-Policy) stops making sense.
+const (
+	minRate  = 0.001
+	maxRate  = 1_000_000
+	maxBurst = 1_000_000
+)
+
+// MarshalText writes r as <per second>/<burst>.
+func (r Rate) MarshalText() ([]byte, error) {
+	return []byte(strconv.FormatFloat(r.PerSecond, 'g', -1, 64) + "/" + strconv.Itoa(r.Burst)), nil
+}
+
+// UnmarshalText reads <per second>/<burst>, such as 10/20 or 0.5/10.
+func (r *Rate) UnmarshalText(b []byte) error {
+	const form = "write <requests per second>/<burst>, such as 10/20 (10 a second on average, 20 at once) or 0.5/10"
+	rate, burst, ok := strings.Cut(string(b), "/")
+	if !ok {
+		return fmt.Errorf("%q has no burst: %s", b, form)
+	}
+	per, err := strconv.ParseFloat(strings.TrimSpace(rate), 64)
+	if err != nil || !(per >= minRate && per <= maxRate) {
+		return fmt.Errorf("%q: the rate must be a number of requests per second from %g to %g; %s", b, float64(minRate), float64(maxRate), form)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(burst))
+	if err != nil || n < 1 || n > maxBurst {
+		return fmt.Errorf("%q: the burst must be a whole number of requests from 1 to %d; %s", b, maxBurst, form)
+	}
+	*r = Rate{PerSecond: per, Burst: n}
+	return nil
+}
+
+// policies are DefaultPolicies with the rates r sets.
+func (r RateLimits) policies() []ratelimit.Policy {
+	ps := DefaultPolicies()
+	for i := range ps {
+		set := map[string]Rate{api.PolicyPoll: r.Poll, api.PolicyStart: r.Start, api.PolicyKeys: r.Keys}[ps[i].Name]
+		if set != (Rate{}) {
+			ps[i].Rate, ps[i].Burst = set.PerSecond, set.Burst
+		}
+	}
+	return ps
+}
+
+// bindRateFlags declares the rate-limit flags, each defaulting to its
+// environment variable, then to DefaultPolicies.
+func bindRateFlags(fs *flag.FlagSet, cfg *Config, parse func(name, def string, into func(string) error)) {
+	defaults := map[string]Rate{}
+	for _, p := range DefaultPolicies() {
+		defaults[p.Name] = Rate{PerSecond: p.Rate, Burst: p.Burst}
+	}
+	for _, f := range []struct {
+		policy, flag, env, what string
+		into                    *Rate
+	}{
+		{api.PolicyPoll, "rate-poll", "RATE_POLL", "reading a job, its events, an inbox or a delivery log, per API key", &cfg.RateLimits.Poll},
+		{api.PolicyStart, "rate-start", "RATE_START", "starting a job, creating an inbox or redelivering a webhook, per API key", &cfg.RateLimits.Start},
+		{api.PolicyKeys, "rate-keys", "RATE_KEYS", "creating API keys, per client network (the /24 of an IPv4 address, the /64 of an IPv6 one)", &cfg.RateLimits.Keys},
+	} {
+		def, _ := defaults[f.policy].MarshalText()
+		parse(f.env, string(def), func(s string) error { return f.into.UnmarshalText([]byte(s)) })
+		fs.TextVar(f.into, f.flag, *f.into, fmt.Sprintf("rate limit of %s: `per-second/burst`, such as 10/20 (10 requests a second on average, 20 at once); 429 rate_limited beyond it (env %s%s)", f.what, envPrefix, f.env))
+	}
+	setLimits := func(s string) error {
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "on":
+			cfg.RateLimits.Off = false
+		case "off":
+			cfg.RateLimits.Off = true
+		default:
+			return fmt.Errorf("%q: write on, or off to lift every rate limit and the cap on a key's event streams (for a load test on a private sandbox)", s)
+		}
+		return nil
+	}
+	parse("RATE_LIMITS", "on", setLimits)
+	fs.Func("rate-limits", "`on` (the default) or off: off lifts every rate limit (no RateLimit headers, no 429 rate_limited) and the cap on a key's event streams, for a load test on a private sandbox; never on a public one (env "+envPrefix+"RATE_LIMITS)", setLimits)
 }

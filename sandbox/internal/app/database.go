@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -47,7 +48,8 @@ func redactURL(raw string) string {
 }
 
 // housekeeping runs, on River's leader, the sweeps of the stores that
-// are not the job engine's: expired Idempotency-Key records.
+// are not the job engine's: expired Idempotency-Key records, API keys
+// unused for -key-ttl, and inboxes idle for -inbox-ttl.
 type housekeepingArgs struct{}
 
 func (housekeepingArgs) Kind() string { return "accepted_housekeeping" }
@@ -58,7 +60,9 @@ type housekeepingWorker struct {
 }
 
 func (w *housekeepingWorker) Work(ctx context.Context, _ *river.Job[housekeepingArgs]) error {
-	return w.s.idem.Sweep(ctx)
+	_, keysErr := w.s.keys.Sweep(ctx)
+	_, inboxErr := w.s.hooks.inboxes.Sweep(ctx)
+	return errors.Join(w.s.idem.Sweep(ctx), keysErr, inboxErr)
 }
 
 // HousekeepingEvery is how often expired records are swept.

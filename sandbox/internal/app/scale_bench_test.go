@@ -70,6 +70,9 @@ func scaleOnce(b *testing.B, jobs, streams int) {
 	cfg.Workers = 256
 	cfg.MaxKeys = jobs/jobsPerKey + 10
 	cfg.MaxStreams = jobsPerKey
+	// Every key and stream comes from one network (loopback).
+	cfg.Shares.JobsPerNetwork = cfg.QueueSize
+	cfg.Shares.StreamsPerNetwork, cfg.Shares.StreamsTotal = max(streams, jobsPerKey), max(streams, jobsPerKey)
 	s, err := New(cfg, Deps{DB: newTestDB(b, ""), River: fastRiver, Policies: noRateLimits()})
 	if err != nil {
 		b.Fatal(err)

@@ -5,17 +5,21 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +56,7 @@ type Server struct {
 	catalog *problems.Catalog
 	api     huma.API
 	limiter *ratelimit.Limiter
+	keys    *keys.Store
 	handler http.Handler
 	hooks   *webhookParts // imports' webhooks, secrets and inboxes (webhooks.go)
 
@@ -67,7 +72,8 @@ type Deps struct {
 	Clock  clock.Clock
 	// Site is the built static site; nil serves the API only.
 	Site fs.FS
-	// Policies replaces the rate-limit policies (DefaultPolicies).
+	// Policies replaces the rate-limit policies (DefaultPolicies, with
+	// Config.RateLimits' rates); Config.RateLimits.Off still lifts them.
 	Policies []ratelimit.Policy
 	// CheckCallback replaces the parse-time check of callback URLs (tests
 	// of the connect-time check let through what a DNS-rebinding host would).
@@ -82,13 +88,22 @@ type Deps struct {
 }
 
 // DefaultPolicies are the sandbox's rate limits: polling may be brisk,
-// starting jobs less so, and key creation (per client address) is rare.
+// starting jobs less so, and key creation (per client network) is rare.
 func DefaultPolicies() []ratelimit.Policy {
 	return []ratelimit.Policy{
 		{Name: api.PolicyPoll, Rate: 10, Burst: 20},
 		{Name: api.PolicyStart, Rate: 5, Burst: 20},
 		{Name: api.PolicyKeys, Rate: 0.5, Burst: 10},
 	}
+}
+
+// apiLimiter is the limiter the API applies: none with -rate-limits off
+// (a nil *ratelimit.Limiter in the interface would not read as none).
+func apiLimiter(l *ratelimit.Limiter, r RateLimits) api.Limiter {
+	if r.Off {
+		return nil
+	}
+	return l
 }
 
 // idempotencyTTL is how long Idempotency-Key records are kept.
@@ -109,8 +124,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.Clock = clock.Real()
 	}
 	if d.Policies == nil {
-		d.Policies = DefaultPolicies()
+		d.Policies = cfg.RateLimits.policies()
 	}
+	d.Policies = cfg.Shares.inboxPolicies(d.Policies)
+	shares := cfg.Shares.withDefaults()
 	s := &Server{cfg: cfg, log: d.Logger, clock: d.Clock, db: d.DB, catalog: problems.New(cfg.DocsBase)}
 	var err error
 	// Imports' webhooks, signing secrets and the built-in inbox (webhooks.go).
@@ -121,6 +138,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.engine, err = jobs.New(jobs.Config{
 		DB: d.DB, Clock: d.Clock, Logger: d.Logger.With("component", "jobs"),
 		Workers: cfg.Workers, QueueSize: cfg.QueueSize, Retention: cfg.Retention, MaxUnfinishedPerOwner: cfg.MaxJobsPerKey,
+		MaxUnfinishedPerNetwork: shares.JobsPerNetwork, GuaranteedPerOwner: shares.GuaranteedJobs,
 		Kinds:    map[jobs.Kind]jobs.Work{reports.Kind: reports.Work(), exports.Kind: exports.Work(), imports.Kind: imports.Work()},
 		OnFinish: []func(context.Context, sqldb.Tx, jobs.Job) error{s.hooks.onFinish},
 		// A fake clock moves only when a test says: a job waiting for its
@@ -136,11 +154,22 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.limiter, err = ratelimit.New(ratelimit.Config{
 		Clock: d.Clock, Logger: d.Logger.With("component", "ratelimit"),
 		Policies: d.Policies, MaxConcurrent: cfg.MaxStreams,
+		MaxConcurrentPerNetwork: shares.StreamsPerNetwork, MaxConcurrentTotal: shares.StreamsTotal,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the rate limiter: %w", err)
 	}
 	s.idem = idempotency.New(d.DB, idempotency.Config{TTL: idempotencyTTL, Clock: d.Clock, Logger: d.Logger.With("component", "idempotency")})
+	s.keys, err = keys.NewStore(keys.Config{
+		DB: d.DB, Now: d.Clock.Now, Logger: d.Logger.With("component", "keys"),
+		Max: cfg.MaxKeys, MaxPerNetwork: shares.KeysPerNetwork, TTL: shares.KeyTTL,
+		// What belongs only to a deleted key: its inboxes (secrets and
+		// disabled endpoints the key store deletes itself).
+		OnDelete: []func(context.Context, sqldb.Tx, string) error{s.hooks.inboxes.DropOwner},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the key store: %w", err)
+	}
 
 	workers := river.NewWorkers()
 	if err := s.engine.Register(workers); err != nil {
@@ -169,9 +198,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.api = humago.New(mux, api.Config("Accepted sandbox", Version))
 	describe(s.api.OpenAPI(), cfg, publicURL(cfg))
 	api.Register(s.api, api.Deps{
-		Engine: s.engine, Keys: keys.New(d.DB, cfg.MaxKeys, d.Clock.Now), Catalog: s.catalog,
+		Engine: s.engine, Keys: s.keys, Catalog: s.catalog,
 		Clock: d.Clock, Logger: d.Logger.With("component", "api"), Scale: cfg.TimeScale,
-		Limiter: s.limiter, Retention: cfg.Retention, Webhooks: s.hooks.api,
+		Limiter: apiLimiter(s.limiter, cfg.RateLimits), Retention: cfg.Retention, Webhooks: s.hooks.api,
 		Idempotency: s.idem, IdempotencyTTL: idempotencyTTL, Fault: d.Fault,
 	})
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -342,6 +371,9 @@ func (s *Server) routes(mux *http.ServeMux, site fs.FS) http.Handler {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+		if !s.framed(w, r) {
+			return
+		}
 		isAPI := strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || strings.HasPrefix(r.URL.Path, "/openapi")
 		if !isAPI && static != nil {
 			h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
@@ -377,15 +409,29 @@ func writeProblem(w http.ResponseWriter, p *problems.Problem) {
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-// siteHandler serves the built site, with its own 404 page.
+// siteHandler serves the built site, with its own 404 page. It answers GET
+// and HEAD only (405 with Allow otherwise: files are not written through
+// the site), and never lists a directory: one without an index.html is
+// not a page, so it answers the 404 page.
 func siteHandler(site fs.FS) http.Handler {
 	files := http.FileServerFS(site)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			_, _ = io.WriteString(w, "405 Method Not Allowed: the site's pages answer GET and HEAD only. The API is under /v1/.\n")
+			return
+		}
 		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
 		if name == "" {
 			name = "."
 		}
-		if _, err := fs.Stat(site, name); err != nil {
+		info, err := fs.Stat(site, name)
+		if err == nil && info.IsDir() {
+			_, err = fs.Stat(site, path.Join(name, "index.html"))
+		}
+		if err != nil {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.WriteHeader(http.StatusNotFound)
 			if page, err := fs.ReadFile(site, "404.html"); err == nil {
@@ -426,12 +472,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return bg },
+		ConnContext:       withFraming,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(framingListener{ln}) }()
 	s.log.Info("sandbox listening", "url", "http://"+ln.Addr().String(), "site", s.cfg.SiteDir != "", "time_scale", s.cfg.TimeScale, "database", s.db.Describe())
 	select {
 	case err := <-errc:
@@ -482,4 +529,270 @@ func siteFS(dir string) (fs.FS, error) {
 		return nil, fmt.Errorf("-site-dir %s has no index.html (build it with `make site`): %w", dir, err)
 	}
 	return site, nil
+}
+
+// ---- Request framing: Content-Length with Transfer-Encoding (RFC 9112 §6.1) ----
+//
+// net/http reads a request that has both Content-Length and
+// Transfer-Encoding: chunked by the chunked coding alone, deletes
+// Content-Length from the header before any handler runs, and keeps the
+// connection open for the next request. (It already refuses the other
+// ambiguous forms itself: two different Content-Lengths or a malformed one
+// get 400, any Transfer-Encoding other than one "chunked" 501, and a space
+// before a header's colon 400, each closing the connection.) RFC 9112 §6.1
+// says such a request "ought to be handled as an error" and that the server
+// MUST close the connection after answering it: a proxy in front that went
+// by Content-Length would take the rest of the chunked body for the next
+// request (request smuggling). An HTTP/1.0 request with Transfer-Encoding
+// is as ambiguous (net/http reads it by Content-Length, and hides the
+// Transfer-Encoding too). Only the bytes on the wire tell, so each
+// connection is followed as net/http reads it (framingConn), and framed
+// refuses those requests with 400 malformed_request and Connection: close.
+
+// maxHeaderBytes is http.Server.MaxHeaderBytes; net/http reads a header
+// block of up to 4 KiB more before it answers 431.
+const maxHeaderBytes = 32 << 10
+
+// framing is what the wire said about one request's header block.
+type framing struct {
+	line     string // the request line
+	length   bool   // a Content-Length field
+	transfer bool   // a Transfer-Encoding field
+}
+
+// framingListener hands net/http connections that follow their framing.
+// The sandbox serves plain HTTP/1.1 (TLS ends at a proxy in front); under
+// a TLS listener the wrapping would go beneath the TLS layer, which it
+// would otherwise hide from net/http.
+type framingListener struct{ net.Listener }
+
+func (l framingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &framingConn{Conn: c}, nil
+}
+
+type framingKey struct{}
+
+// withFraming is http.Server.ConnContext: requests find their connection.
+func withFraming(ctx context.Context, c net.Conn) context.Context {
+	if fc, ok := c.(*framingConn); ok {
+		return context.WithValue(ctx, framingKey{}, fc)
+	}
+	return ctx
+}
+
+// framingConn reads the header block of each request as net/http reads it,
+// skipping bodies by their Content-Length. After a request with
+// Transfer-Encoding it stops following (stopped): net/http refuses what is
+// not one "chunked", and framed closes the connection after a chunked
+// request, so no request after it is served. So does every form net/http
+// refuses and answers by closing. A request the connection was not followed
+// up to is refused if it could be ambiguous (fail closed).
+type framingConn struct {
+	net.Conn
+
+	mu      sync.Mutex
+	head    []byte // the header block read so far
+	scanned int    // how much of head has been searched for its end
+	skip    int64  // body bytes left before the next header block
+	stopped bool
+	heads   []framing // read and not yet taken by a handler, oldest first
+}
+
+func (c *framingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		c.follow(p[:n])
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// follow takes the next bytes net/http read.
+func (c *framingConn) follow(b []byte) {
+	for len(b) > 0 && !c.stopped {
+		if c.skip > 0 {
+			n := min(c.skip, int64(len(b)))
+			c.skip, b = c.skip-n, b[n:]
+			continue
+		}
+		before := len(c.head)
+		c.head = append(c.head, b...)
+		end := c.headerEnd()
+		if end < 0 {
+			if len(c.head) > maxHeaderBytes+4096 {
+				c.stopped = true // net/http answers 431 and closes
+			}
+			return
+		}
+		b = b[end-before:]
+		c.parse(c.head[:end])
+		c.head, c.scanned = c.head[:0], 0
+	}
+}
+
+// headerEnd is the length of the header block at the start of c.head,
+// through the empty line that ends it, or -1 while it is incomplete. Lines
+// end in LF with an optional CR before it, as net/textproto reads them.
+func (c *framingConn) headerEnd() int {
+	for {
+		i := bytes.IndexByte(c.head[c.scanned:], '\n')
+		if i < 0 {
+			return -1
+		}
+		line := c.head[c.scanned : c.scanned+i]
+		c.scanned += i + 1
+		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
+			return c.scanned
+		}
+	}
+}
+
+// parse records one header block and how the body after it is framed.
+func (c *framingConn) parse(block []byte) {
+	var (
+		f        framing
+		length   string // the first Content-Length value
+		value    []byte // the Content-Length value being read: it may be folded
+		inLength bool
+	)
+	for l := range bytes.Lines(block) {
+		l = bytes.TrimSuffix(bytes.TrimSuffix(l, []byte("\n")), []byte("\r"))
+		if f.line == "" {
+			if len(l) == 0 || len(c.heads) >= 256 {
+				c.stopped = true // net/http answers an empty request line 400
+				return
+			}
+			f.line = string(l)
+			continue
+		}
+		if len(l) > 0 && (l[0] == ' ' || l[0] == '\t') {
+			if inLength { // obsolete line folding, joined as net/textproto does
+				value = append(append(value, ' '), bytes.TrimSpace(l)...)
+			}
+			continue
+		}
+		if inLength {
+			if !c.sameLength(&length, bytes.TrimSpace(value)) {
+				return
+			}
+			inLength = false
+		}
+		if len(l) == 0 {
+			break // the empty line that ends the block
+		}
+		name, v, ok := bytes.Cut(l, []byte(":"))
+		if !ok {
+			c.stopped = true // net/http answers 400
+			return
+		}
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			f.length, inLength, value = true, true, append(value[:0], bytes.TrimSpace(v)...)
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			f.transfer = true
+		}
+	}
+	c.heads = append(c.heads, f)
+	switch {
+	case f.transfer:
+		c.stopped = true
+	case f.length:
+		n, err := strconv.ParseInt(length, 10, 64)
+		if err != nil || strings.TrimLeft(length, "0123456789") != "" {
+			c.stopped = true // net/http answers 400
+			return
+		}
+		c.skip = n
+	}
+}
+
+// sameLength keeps the first Content-Length value in *length, and stops
+// following when a later one differs (net/http answers 400).
+func (c *framingConn) sameLength(length *string, value []byte) bool {
+	if *length == "" {
+		*length = string(value)
+		return true
+	}
+	if *length != string(value) {
+		c.stopped = true
+		return false
+	}
+	return true
+}
+
+// CloseWrite and ReadFrom reach the TCP connection, as net/http expects of
+// the connections it serves: a half-close before closing (so that a client
+// still sending gets the answer, not a reset) and sendfile for files.
+func (c *framingConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *framingConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.Conn, r) }
+
+// next takes the framing of r: the oldest header block read that matches
+// its request line. Older ones net/http answered without the handler
+// (OPTIONS *).
+func (c *framingConn) next(r *http.Request) (framing, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.heads) > 0 {
+		f := c.heads[0]
+		c.heads = c.heads[:copy(c.heads, c.heads[1:])]
+		if m, rest, _ := strings.Cut(f.line, " "); m == r.Method {
+			if uri, proto, _ := strings.Cut(rest, " "); uri == r.RequestURI && proto == r.Proto {
+				return f, true
+			}
+		}
+	}
+	return framing{}, false
+}
+
+// framed refuses a request whose length the wire left ambiguous, with 400
+// malformed_request and Connection: close, and closes the connection after
+// every chunked request (framingConn does not follow a chunked body). It
+// reports whether the request may go on. Without a framingConn (a test's
+// httptest server) there is nothing to check.
+func (s *Server) framed(w http.ResponseWriter, r *http.Request) bool {
+	fc, _ := r.Context().Value(framingKey{}).(*framingConn)
+	if fc == nil {
+		return true
+	}
+	f, known := fc.next(r)
+	chunked, old := len(r.TransferEncoding) > 0, !r.ProtoAtLeast(1, 1)
+	if !chunked && !old {
+		return true // net/http saw no Transfer-Encoding: none was sent
+	}
+	var detail string
+	switch {
+	case !known && chunked:
+		detail = "The sandbox could not tell how this chunked request was framed on this connection. Send it again on a new connection."
+	case !known:
+		detail = "The sandbox could not tell how this HTTP/1.0 request was framed on this connection. Send it again on a new connection, with HTTP/1.1."
+	case f.transfer && old:
+		detail = "The request is HTTP/1.0 and has Transfer-Encoding, which HTTP/1.0 does not define, so its length is ambiguous (RFC 9112 §6.1). " +
+			"Send it with HTTP/1.1, or with Content-Length alone. The sandbox closed the connection."
+	case f.transfer && f.length:
+		detail = "The request has both Content-Length and Transfer-Encoding, so its length is ambiguous (RFC 9112 §6.1): a proxy could read it one way and the sandbox another. " +
+			"Send one of them: Content-Length for a body of known size, or Transfer-Encoding: chunked alone. The sandbox closed the connection."
+	}
+	if chunked {
+		w.Header().Set("Connection", "close")
+	}
+	if detail == "" {
+		return true
+	}
+	w.Header().Set("Connection", "close")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	p := s.catalog.New(problems.MalformedRequest, detail)
+	p.Instance = r.URL.Path
+	writeProblem(w, p)
+	return false
 }

@@ -87,7 +87,9 @@ func newWebhooks(cfg Config, d Deps, s *Server, handler func() http.Handler) (*w
 	log := d.Logger.With("component", "webhooks")
 	p := &webhookParts{secrets: secrets.New(d.DB, d.Clock, secrets.DefaultGrace)}
 	var err error
-	p.inboxes, err = inbox.New(inbox.Config{DB: d.DB, Clock: d.Clock, Logger: log, Secrets: p.secrets.Active})
+	shares := cfg.Shares.withDefaults()
+	p.inboxes, err = inbox.New(inbox.Config{DB: d.DB, Clock: d.Clock, Logger: log, Secrets: p.secrets.Active,
+		MaxBytes: shares.InboxBytes, TTL: shares.InboxTTL})
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +107,8 @@ func newWebhooks(cfg Config, d Deps, s *Server, handler func() http.Handler) (*w
 	p.outbox, err = outbox.New(outbox.Config{
 		DB: d.DB, Client: client, Secrets: p.secrets.Active, Clock: d.Clock, Logger: log,
 		TimeScale: cfg.TimeScale, Retention: cfg.Retention, MaxSnooze: maxSnooze,
+		MaxPendingPerNetwork:   shares.WebhooksPerNetwork,
+		MaxInFlightPerEndpoint: shares.WebhookWorkersPerEndpoint, MaxInFlightPerNetwork: shares.WebhookWorkersPerNetwork,
 		UserAgent: "Accepted-Sandbox-Webhooks/1 (+https://www.standardwebhooks.com)",
 		// Late: the service is made below, with this outbox.
 		Name: func(u string) string { return p.service.LogName(u) },
@@ -198,7 +202,8 @@ func (t *inboxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// deadline, which is there for remote receivers. Its write may wait
 	// for the database (SQLite's one writer), and that wait must not turn
 	// into a failed delivery; inboxTimeout bounds it.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), inboxTimeout)
+	// It is the sandbox's own request: no visitor's rate limit applies.
+	ctx, cancel := context.WithTimeout(api.FromSandbox(context.WithoutCancel(req.Context())), inboxTimeout)
 	defer cancel()
 	in := req.Clone(ctx)
 	// As a server would see it: canonical header names, a path-only URL.

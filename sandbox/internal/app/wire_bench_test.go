@@ -405,7 +405,7 @@ func (s *wireSandbox) do(tb testing.TB, method, path, key, body string) (int, ht
 	return res.StatusCode, res.Header, b
 }
 
-// wireKeys issues n API keys on s over the wire. Key creation is limited per client address (10
+// wireKeys issues n API keys on s over the wire. Key creation is limited per client network (10
 // at once, then one every 2 s), so unless s runs without rate limits the keys come from n/10
 // loopback addresses: Linux routes all of 127.0.0.0/8 to the loopback interface.
 func wireKeys(tb testing.TB, s *wireSandbox, n int) []string {

@@ -174,7 +174,7 @@ func (s *Service) OnFinish(ctx context.Context, tx sqldb.Tx, j jobs.Job) error {
 	}
 	typ, data := s.event(j, in)
 	msg := webhooks.NewMessage(typ, at, data)
-	return s.cfg.Outbox.Enqueue(ctx, tx, outbox.Webhook{Owner: j.Owner, URL: in.CallbackURL, JobID: j.ID, Message: msg})
+	return s.cfg.Outbox.Enqueue(ctx, tx, outbox.Webhook{Owner: j.Owner, Network: j.Network, URL: in.CallbackURL, JobID: j.ID, Message: msg})
 }
 
 // Enable lets owner's url receive again after a 410 Gone: naming it as the

@@ -22,19 +22,19 @@ const MaxRejectedInEvent = 20
 // ImportEvent is the payload of every import webhook.
 type ImportEvent struct {
 	Type      string          `json:"type" enum:"import.complete,import.partial,import.failed" doc:"The event type." example:"import.partial"`
-	Timestamp time.Time       `json:"timestamp" doc:"When the import ended (RFC 3339)."`
+	Timestamp time.Time       `json:"timestamp" maxLength:"35" doc:"When the import ended (RFC 3339)."`
 	Data      ImportEventData `json:"data"`
 }
 
 // ImportEventData is the data of an import webhook.
 type ImportEventData struct {
-	ImportID      string            `json:"import_id" doc:"The import." example:"imp_3u2k4v7qzbx6dcm5ey8f1hwra9"`
-	JobID         string            `json:"job_id" doc:"The job that ran it." example:"job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	ImportID      string            `json:"import_id" maxLength:"64" pattern:"^imp_[a-z0-9]+$" doc:"The import." example:"imp_3u2k4v7qzbx6dcm5ey8f1hwra9"`
+	JobID         string            `json:"job_id" maxLength:"64" pattern:"^job_[a-z0-9]+$" doc:"The job that ran it." example:"job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
 	Status        string            `json:"status" enum:"succeeded,failed,canceled" doc:"The job's terminal status. An import whose every row was rejected still succeeded as a job (its event is import.failed)." example:"succeeded"`
-	TotalRows     int               `json:"total_rows" doc:"Rows sent." example:"3"`
-	Imported      int               `json:"imported" doc:"Rows imported." example:"2"`
-	RejectedCount int               `json:"rejected_count" doc:"Rows rejected." example:"1"`
-	Rejected      []RejectedRow     `json:"rejected" doc:"The first 20 rejected rows; all of them are at result_url."`
+	TotalRows     int               `json:"total_rows" minimum:"0" maximum:"1000" doc:"Rows sent." example:"3"`
+	Imported      int               `json:"imported" minimum:"0" maximum:"1000" doc:"Rows imported." example:"2"`
+	RejectedCount int               `json:"rejected_count" minimum:"0" maximum:"1000" doc:"Rows rejected." example:"1"`
+	Rejected      []RejectedRow     `json:"rejected" maxItems:"20" doc:"The first 20 rejected rows; all of them are at result_url."`
 	ResultURL     string            `json:"result_url,omitempty" doc:"The import's result, once its job succeeded (absolute URL; same API key)." example:"https://sandbox.example.com/v1/imports/imp_3u2k4v7qzbx6dcm5ey8f1hwra9"`
 	StatusURL     string            `json:"status_url" doc:"The job's status monitor (absolute URL)." example:"https://sandbox.example.com/v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9"`
 	Error         *problems.Problem `json:"error,omitempty" doc:"Why the job failed, when status is failed: a problem from the error catalog."`
@@ -42,9 +42,9 @@ type ImportEventData struct {
 
 // RejectedRow is a row that was not imported.
 type RejectedRow struct {
-	Row    int    `json:"row" doc:"The row's position in the request, from 1." example:"3"`
-	SKU    string `json:"sku" example:"MUG-BLUE-350"`
-	Reason string `json:"reason" doc:"Why, and what to do about it." example:"duplicate of row 1: SKU MUG-BLUE-350 appears more than once in this import; merge the rows or remove this one"`
+	Row    int    `json:"row" minimum:"1" maximum:"1000" doc:"The row's position in the request, from 1." example:"3"`
+	SKU    string `json:"sku" maxLength:"64" example:"MUG-BLUE-350"`
+	Reason string `json:"reason" maxLength:"256" doc:"Why, and what to do about it." example:"duplicate of row 1: SKU MUG-BLUE-350 appears more than once in this import; merge the rows or remove this one"`
 }
 
 // The API's paths that an event links to (absolute, from the public URL).

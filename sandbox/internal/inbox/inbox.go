@@ -40,6 +40,12 @@ const (
 	DefaultPerOwner   = 20
 	DefaultDeliveries = 100
 	DefaultMaxInboxes = 10_000
+	// DefaultMaxBytes is the budget of every inbox's stored deliveries
+	// together.
+	DefaultMaxBytes = 256 << 20
+	// DefaultTTL is how long an inbox may go without a delivery or a
+	// change before Sweep deletes it.
+	DefaultTTL = 24 * time.Hour
 	// MaxBody is the most of a delivery's body an inbox keeps.
 	MaxBody = 64 << 10
 )
@@ -61,11 +67,20 @@ type Config struct {
 	Secrets func(ctx context.Context, owner string) ([]string, error)
 	// PerOwner bounds the inboxes of one owner, exactly, on every replica;
 	// creating another drops the owner's oldest. MaxInboxes bounds them
-	// all the same way (replicas creating at once may overshoot it by one
-	// each, until the next creation).
+	// all (replicas creating at once may overshoot it by one each, until
+	// the next creation): creating one more drops the least recently
+	// active inbox of the network whose keys hold the most, so a network
+	// that floods the store churns its own inboxes first.
 	PerOwner, MaxInboxes int
 	// Deliveries bounds what one inbox keeps, newest kept.
 	Deliveries int
+	// MaxBytes bounds the stored deliveries of all inboxes together
+	// (DefaultMaxBytes when 0): past it, a new delivery first drops the
+	// oldest deliveries of the inbox that holds the most bytes.
+	MaxBytes int64
+	// TTL is how long an inbox may go without a delivery, a behaviour
+	// change or its creation before Sweep deletes it (DefaultTTL when 0).
+	TTL time.Duration
 	// Tolerance is the timestamp tolerance of the signature check
 	// (webhooks.DefaultTolerance when 0).
 	Tolerance time.Duration
@@ -133,6 +148,12 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Deliveries <= 0 {
 		cfg.Deliveries = DefaultDeliveries
 	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultTTL
+	}
 	if cfg.Secrets == nil {
 		cfg.Secrets = func(context.Context, string) ([]string, error) { return nil, errors.New("no secrets configured") }
 	}
@@ -199,22 +220,18 @@ func (s *Store) Create(ctx context.Context, owner string) (Inbox, error) {
 			return err
 		}
 		if n := total - len(drop) - (s.cfg.MaxInboxes - 1); n > 0 {
-			oldest, err := ids(ctx, tx, `SELECT id FROM inboxes WHERE owner <> ? ORDER BY created_at, id LIMIT ?`, owner, n)
+			oldest, err := s.heaviestNetworksOldest(ctx, tx, owner, n)
 			if err != nil {
 				return err
 			}
 			drop = append(drop, oldest...)
 		}
-		for _, id := range drop {
-			// Its deliveries go with it (ON DELETE CASCADE).
-			if _, err := tx.Exec(ctx, `DELETE FROM inboxes WHERE id = ?`, id); err != nil {
-				return err
-			}
-			if err := tx.Notify(Channel, id+" -"); err != nil {
-				return err
-			}
+		// Their deliveries go with them (ON DELETE CASCADE).
+		if _, err := dropInboxes(ctx, tx, drop, ""); err != nil {
+			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO inboxes (id, owner, created_at) VALUES (?, ?, ?)`, ib.ID, owner, sqldb.Nanos(ib.CreatedAt))
+		_, err = tx.Exec(ctx, `INSERT INTO inboxes (id, owner, created_at, last_active_at) VALUES (?, ?, ?, ?)`,
+			ib.ID, owner, sqldb.Nanos(ib.CreatedAt), sqldb.Nanos(ib.CreatedAt))
 		return err
 	})
 	if err != nil {
@@ -293,8 +310,8 @@ func (s *Store) SetBehaviour(ctx context.Context, owner, id string, bh Behaviour
 			return ErrNotFound
 		}
 		ib.Behaviour = bh
-		_, err = tx.Exec(ctx, `UPDATE inboxes SET behaviour_status = ?, behaviour_remaining = ?, behaviour_retry_after = ? WHERE id = ?`,
-			bh.Status, bh.Remaining, bh.RetryAfter, id)
+		_, err = tx.Exec(ctx, `UPDATE inboxes SET behaviour_status = ?, behaviour_remaining = ?, behaviour_retry_after = ?, last_active_at = ? WHERE id = ?`,
+			bh.Status, bh.Remaining, bh.RetryAfter, sqldb.Nanos(s.cfg.Clock.Now()), id)
 		return err
 	})
 	if err != nil {
@@ -352,19 +369,30 @@ func (s *Store) Receive(ctx context.Context, id string, header http.Header, body
 			}
 		}
 		d.Answered, d.Seq = ans.Status, ib.Received+1
-		if _, err := tx.Exec(ctx, `UPDATE inboxes SET received = ?, behaviour_status = ?, behaviour_remaining = ?, behaviour_retry_after = ? WHERE id = ?`,
-			d.Seq, bh.Status, bh.Remaining, bh.RetryAfter, id); err != nil {
-			return err
-		}
 		doc, err := json.Marshal(d)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO inbox_deliveries (id, inbox_id, seq, received_at, bytes, doc) VALUES (?, ?, ?, ?, ?, ?)`,
-			d.ID, id, d.Seq, sqldb.Nanos(now), len(body), doc); err != nil {
+		// Stored bytes are what the row keeps: the document, headers and
+		// all. What the count bound drops is given back first.
+		var trimmed int64
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(SUM(stored_bytes), 0) FROM inbox_deliveries WHERE inbox_id = ? AND seq <= ?`,
+			id, d.Seq-s.cfg.Deliveries).Scan(&trimmed); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE inboxes SET received = ?, behaviour_status = ?, behaviour_remaining = ?, behaviour_retry_after = ?,
+			last_active_at = ?, stored_bytes = stored_bytes + ? - ? WHERE id = ?`,
+			d.Seq, bh.Status, bh.Remaining, bh.RetryAfter, sqldb.Nanos(now), len(doc), trimmed, id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO inbox_deliveries (id, inbox_id, seq, received_at, bytes, doc, stored_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, id, d.Seq, sqldb.Nanos(now), len(body), doc, len(doc)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM inbox_deliveries WHERE inbox_id = ? AND seq <= ?`, id, d.Seq-s.cfg.Deliveries); err != nil {
+			return err
+		}
+		if err := s.keepBudget(ctx, tx, id, d.Seq); err != nil {
 			return err
 		}
 		return tx.Notify(Channel, fmt.Sprintf("%s %d", id, d.Seq))

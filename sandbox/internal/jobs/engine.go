@@ -27,8 +27,11 @@ type Work struct {
 type Spec struct {
 	Kind  Kind
 	Owner string
-	Input []byte
-	Plan  Plan
+	// Network is the owner's network (the /24 or /64 its key was minted
+	// from); its jobs share MaxUnfinishedPerNetwork. "" has no share.
+	Network string
+	Input   []byte
+	Plan    Plan
 	// Then runs in the transaction that creates the job, so what it writes
 	// (an idempotency record naming the job) commits with the job or not at
 	// all. It may be nil.
@@ -50,6 +53,16 @@ type Config struct {
 	// 1000), exactly, across replicas: beyond it Submit answers
 	// ErrOwnerBusy.
 	MaxUnfinishedPerOwner int
+	// MaxUnfinishedPerNetwork bounds the unfinished jobs of one network's
+	// owners together, the same way (default DefaultNetworkShare): beyond
+	// it Submit answers ErrNetworkBusy. See shares.go.
+	MaxUnfinishedPerNetwork int
+	// GuaranteedPerOwner and GuaranteedPerNetwork: an owner with fewer
+	// unfinished jobs than GuaranteedPerOwner, whose network has fewer than
+	// GuaranteedPerNetwork, is admitted even when the queue is full, into
+	// Reserve more jobs (defaults 5, 4 × GuaranteedPerOwner and a tenth of
+	// QueueSize). They also rank River priorities.
+	GuaranteedPerOwner, GuaranteedPerNetwork, Reserve int
 	// Workers is how many jobs run a step at once on this replica (River's
 	// MaxWorkers), used to estimate how long the queue takes to drain.
 	Workers     int
@@ -157,13 +170,17 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("jobs: Config.Kinds[%q] lacks Message or Result", k)
 		}
 	}
-	if cfg.QueueSize < 0 || cfg.MaxUnfinishedPerOwner < 0 || cfg.Retention < 0 || cfg.StallFactor < 0 || cfg.SweepEvery < 0 || cfg.Workers < 0 ||
+	if cfg.QueueSize < 0 || cfg.MaxUnfinishedPerOwner < 0 || cfg.MaxUnfinishedPerNetwork < 0 || cfg.GuaranteedPerOwner < 0 || cfg.GuaranteedPerNetwork < 0 || cfg.Reserve < 0 || cfg.Retention < 0 || cfg.StallFactor < 0 || cfg.SweepEvery < 0 || cfg.Workers < 0 ||
 		cfg.TombstoneFor < 0 || cfg.MaxSnooze < 0 || cfg.InlineWait < 0 || cfg.MaxAttempts < 0 {
 		return nil, errors.New("jobs: Config has a negative size, duration or factor")
 	}
 	cfg.Clock = cmpOr[clock.Clock](cfg.Clock, clock.Real())
 	cfg.QueueSize = cmpOr(cfg.QueueSize, DefaultQueueSize)
 	cfg.MaxUnfinishedPerOwner = cmpOr(cfg.MaxUnfinishedPerOwner, DefaultMaxUnfinishedPerOwner)
+	cfg.MaxUnfinishedPerNetwork = cmpOr(cfg.MaxUnfinishedPerNetwork, DefaultNetworkShare(cfg.QueueSize))
+	cfg.GuaranteedPerOwner = cmpOr(cfg.GuaranteedPerOwner, DefaultGuaranteedPerOwner)
+	cfg.GuaranteedPerNetwork = cmpOr(cfg.GuaranteedPerNetwork, 4*cfg.GuaranteedPerOwner)
+	cfg.Reserve = cmpOr(cfg.Reserve, cfg.QueueSize/reserveDivisor)
 	cfg.Workers = cmpOr(cfg.Workers, DefaultWorkers)
 	cfg.Retention = cmpOr(cfg.Retention, DefaultRetention)
 	cfg.StallFactor = cmpOr(cfg.StallFactor, DefaultStallFactor)
@@ -229,7 +246,8 @@ func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 	if e.draining.Load() {
 		return Job{}, ErrClosed
 	}
-	if err := e.admit(ctx); err != nil {
+	overflow, err := e.admit(ctx)
+	if err != nil {
 		return Job{}, err
 	}
 	committed := false
@@ -243,15 +261,16 @@ func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 	}()
 	now := e.clk.Now()
 	j := Job{
-		ID: NewID(), Kind: s.Kind, Owner: s.Owner, Status: StatusQueued,
+		ID: NewID(), Kind: s.Kind, Owner: s.Owner, Network: s.Network, Status: StatusQueued,
 		CreatedAt: now, UpdatedAt: now, Expected: s.Plan.Expected(),
 		Input: cloneBytes(s.Input), Version: 1, Plan: s.Plan,
 	}
-	err := e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
-		if err := takeSlot(ctx, tx, j.Owner, e.cfg.MaxUnfinishedPerOwner); err != nil {
+	err = e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
+		ownerN, networkN, err := e.takeSlots(ctx, tx, j.Owner, j.Network, overflow)
+		if err != nil {
 			return err
 		}
-		res, err := tx.Queue().Insert(ctx, runArgs{JobID: j.ID}, e.runOpts())
+		res, err := tx.Queue().Insert(ctx, runArgs{JobID: j.ID}, e.runOpts(e.priority(ownerN, networkN)))
 		if err != nil {
 			return fmt.Errorf("jobs: queueing %s: %w", j.ID, err)
 		}
@@ -264,8 +283,9 @@ func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, ErrOwnerBusy) {
-			return Job{}, err
+		var share *ShareError
+		if errors.As(err, &share) {
+			return Job{}, share
 		}
 		return Job{}, fmt.Errorf("jobs: submit: %w", err)
 	}
@@ -273,22 +293,24 @@ func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 	return j, nil
 }
 
-// admit refuses a job when the queue is full, by a count of unfinished
-// jobs at most CountEvery old plus what this replica accepted since and
-// what it is accepting now. An admitted job holds a reservation until its
-// Submit ends, so concurrent Submits on one replica cannot all pass on the
-// same count.
-func (e *Engine) admit(ctx context.Context) error {
+// admit refuses a job when the queue and its reserve are full, by a count
+// of unfinished jobs at most CountEvery old plus what this replica
+// accepted since and what it is accepting now; overflow says the queue is
+// full and only light owners may use the reserve (see shares.go). An
+// admitted job holds a reservation until its Submit ends, so concurrent
+// Submits on one replica cannot all pass on the same count.
+func (e *Engine) admit(ctx context.Context) (overflow bool, err error) {
 	if _, _, err := e.counts(ctx); err != nil {
-		return err
+		return false, err
 	}
 	e.countMu.Lock()
 	defer e.countMu.Unlock()
-	if e.stats.Queued+e.stats.Running+e.pending+e.reserved >= e.cfg.QueueSize {
-		return ErrQueueFull
+	n := e.stats.Queued + e.stats.Running + e.pending + e.reserved
+	if n >= e.cfg.QueueSize+e.cfg.Reserve {
+		return false, &ShareError{Err: ErrQueueFull, Limit: e.cfg.QueueSize}
 	}
 	e.reserved++
-	return nil
+	return n >= e.cfg.QueueSize, nil
 }
 
 // counts answers the cached counts, refreshing them when older than
@@ -454,7 +476,7 @@ func (e *Engine) finish(ctx context.Context, tx sqldb.Tx, j Job, next Status) (J
 	if err := save(ctx, tx, j, false); err != nil {
 		return j, err
 	}
-	if err := giveSlot(ctx, tx, j.Owner); err != nil {
+	if err := giveSlots(ctx, tx, j.Owner, j.Network); err != nil {
 		return j, err
 	}
 	for _, f := range e.cfg.OnFinish {
@@ -722,7 +744,7 @@ func (e *Engine) janitor(ctx context.Context) error {
 			sqldb.Nanos(now.Add(-e.cfg.TombstoneFor)), stallBatch); err != nil {
 			return fmt.Errorf("janitor: forgetting tombstones: %w", err)
 		}
-		return nil
+		return e.forgetIdleShares(ctx, tx)
 	})
 }
 
@@ -735,6 +757,9 @@ func (e *Engine) janitor(ctx context.Context) error {
 // Start runs it; a periodic job runs it again on the leader.
 func (e *Engine) Recover(ctx context.Context) error {
 	if err := e.recount(ctx); err != nil {
+		return err
+	}
+	if err := e.recountNetworks(ctx); err != nil {
 		return err
 	}
 	return e.requeueOrphans(ctx)
@@ -796,18 +821,18 @@ func (e *Engine) recount(ctx context.Context) error {
 }
 
 func (e *Engine) requeueOrphans(ctx context.Context) error {
-	rows, err := e.db.Read().Query(ctx, `SELECT j.id, COALESCE(CAST(r.state AS TEXT), '') FROM jobs j LEFT JOIN river_job r ON r.id = j.river_id
+	rows, err := e.db.Read().Query(ctx, `SELECT j.id, j.owner, j.network, COALESCE(CAST(r.state AS TEXT), '') FROM jobs j LEFT JOIN river_job r ON r.id = j.river_id
 		WHERE j.status IN ('queued', 'processing') AND j.driven = 1
 		  AND (r.id IS NULL OR r.state IN ('completed', 'discarded', 'cancelled'))
 		LIMIT ?`, stallBatch)
 	if err != nil {
 		return fmt.Errorf("jobs: listing orphaned jobs: %w", err)
 	}
-	type orphan struct{ id, riverState string }
+	type orphan struct{ id, owner, network, riverState string }
 	var orphans []orphan
 	for rows.Next() {
 		var o orphan
-		if err := rows.Scan(&o.id, &o.riverState); err != nil {
+		if err := rows.Scan(&o.id, &o.owner, &o.network, &o.riverState); err != nil {
 			_ = rows.Close()
 			return fmt.Errorf("jobs: listing orphaned jobs: %w", err)
 		}
@@ -824,7 +849,12 @@ func (e *Engine) requeueOrphans(ctx context.Context) error {
 			continue
 		}
 		err := e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
-			res, err := tx.Queue().Insert(ctx, runArgs{JobID: o.id}, e.runOpts())
+			// Ranked by its owner's load now, as at Submit.
+			ownerN, networkN, err := e.loadOf(ctx, tx, o.owner, o.network)
+			if err != nil {
+				return err
+			}
+			res, err := tx.Queue().Insert(ctx, runArgs{JobID: o.id}, e.runOpts(e.priority(ownerN, networkN)))
 			if err != nil {
 				return err
 			}

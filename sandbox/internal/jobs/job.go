@@ -127,6 +127,7 @@ type Job struct {
 	ID         string // "job_" + 26 base32 chars of 128 random bits
 	Kind       Kind
 	Owner      string // API key id that created it; nobody else may see it
+	Network    string // the owner's network, whose share the job counts in
 	ResourceID string // id of what the job produces, may be empty
 	Status     Status
 	Percent    int    // 0..100, never decreases; 100 only on success

@@ -26,9 +26,10 @@ type runArgs struct {
 func (runArgs) Kind() string { return "accepted_job" }
 
 // runOpts are the insert options of a runArgs job: River gives up on it
-// after Config.MaxAttempts errors (snoozes between steps are not errors).
-func (e *Engine) runOpts() *river.InsertOpts {
-	return &river.InsertOpts{Queue: QueueJobs, MaxAttempts: e.cfg.MaxAttempts}
+// after Config.MaxAttempts errors (snoozes between steps are not errors),
+// and runs its due steps by priority (1 first; see Engine.priority).
+func (e *Engine) runOpts(priority int) *river.InsertOpts {
+	return &river.InsertOpts{Queue: QueueJobs, MaxAttempts: e.cfg.MaxAttempts, Priority: priority}
 }
 
 type runWorker struct {
@@ -38,9 +39,13 @@ type runWorker struct {
 
 // Work advances the job: steps due now are run at once, a short wait is
 // slept through, a longer one snoozed (which River does not count as an
-// attempt).
+// attempt). A job with many steps due (one that fell behind) runs them for
+// about RunSlice, then yields with a snooze of 0, so River picks the next
+// job by priority again and a newcomer's steps are not queued behind a
+// heavy owner's catching up.
 func (w *runWorker) Work(ctx context.Context, rj *river.Job[runArgs]) error {
 	e := w.e
+	start := time.Now()
 	for {
 		wait, err := e.advance(ctx, rj.Args.JobID)
 		switch {
@@ -48,6 +53,8 @@ func (w *runWorker) Work(ctx context.Context, rj *river.Job[runArgs]) error {
 			return fmt.Errorf("advancing %s: %w", rj.Args.JobID, err)
 		case wait < 0:
 			return nil
+		case wait == 0 && time.Since(start) >= RunSlice:
+			return river.JobSnooze(0)
 		case wait == 0:
 			continue
 		case wait <= e.cfg.InlineWait:
@@ -69,6 +76,10 @@ func (w *runWorker) Timeout(*river.Job[runArgs]) time.Duration { return RunTimeo
 
 // RunTimeout bounds one run of a job's River job.
 const RunTimeout = 10 * time.Second
+
+// RunSlice is about the longest one run holds its worker while steps are
+// due (wall-clock time: it shares the worker, whatever the jobs' clock).
+const RunSlice = 50 * time.Millisecond
 
 // sweepArgs runs Sweep; recoverArgs runs Recover. Periodic, on the leader.
 type sweepArgs struct{}

@@ -14,7 +14,7 @@ import (
 
 const jobColumns = `id, owner, kind, status, percent, message, input, output, failure_code, failure_detail,
 	created_at, updated_at, started_at, finished_at, expires_at, expected, last_beat, version,
-	plan, step, next_at, river_id, tombstone`
+	plan, step, next_at, river_id, tombstone, network`
 
 // scanJob reads one row of jobColumns. tomb reports an expired job, of
 // which only ID, Owner and Kind are kept.
@@ -27,7 +27,7 @@ func scanJob(r sqldb.Row) (j Job, riverID int64, tomb bool, err error) {
 	)
 	err = r.Scan(&j.ID, &j.Owner, &kind, &status, &j.Percent, &j.Message, &j.Input, &j.Output, &code, &detail,
 		&created, &updated, &started, &finished, &expires, &expected, &beat, &j.Version,
-		&plan, &j.Step, &next, &riverID, &tombstone)
+		&plan, &j.Step, &next, &riverID, &tombstone, &j.Network)
 	if err != nil {
 		return Job{}, 0, false, err
 	}
@@ -76,9 +76,9 @@ func insert(ctx context.Context, tx sqldb.Tx, j Job, riverID int64) error {
 	if err != nil {
 		return fmt.Errorf("jobs: encoding the plan: %w", err)
 	}
-	n, err := tx.Exec(ctx, `INSERT INTO jobs (id, owner, kind, status, input, created_at, updated_at, expected, version, plan, river_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		j.ID, j.Owner, string(j.Kind), string(j.Status), j.Input, sqldb.Nanos(j.CreatedAt), sqldb.Nanos(j.UpdatedAt),
+	n, err := tx.Exec(ctx, `INSERT INTO jobs (id, owner, network, kind, status, input, created_at, updated_at, expected, version, plan, river_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		j.ID, j.Owner, j.Network, string(j.Kind), string(j.Status), j.Input, sqldb.Nanos(j.CreatedAt), sqldb.Nanos(j.UpdatedAt),
 		int64(j.Expected), j.Version, plan, riverID)
 	if err != nil {
 		return fmt.Errorf("jobs: inserting %s: %w", j.ID, err)
@@ -104,30 +104,6 @@ func save(ctx context.Context, tx sqldb.Tx, j Job, driven bool) error {
 		j.Version, j.Step, sqldb.Nanos(j.NextAt), sqldb.Bool(driven), j.ID)
 	if err != nil {
 		return fmt.Errorf("jobs: writing %s: %w", j.ID, err)
-	}
-	return nil
-}
-
-// takeSlot counts one more unfinished job for owner, unless the owner has
-// max already: a guarded update, so the cap holds on every replica at once.
-func takeSlot(ctx context.Context, tx sqldb.Tx, owner string, max int) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO job_owners (owner, unfinished) VALUES (?, 0) ON CONFLICT (owner) DO NOTHING`, owner); err != nil {
-		return fmt.Errorf("jobs: owner %s: %w", owner, err)
-	}
-	n, err := tx.Exec(ctx, `UPDATE job_owners SET unfinished = unfinished + 1 WHERE owner = ? AND unfinished < ?`, owner, max)
-	if err != nil {
-		return fmt.Errorf("jobs: owner %s: %w", owner, err)
-	}
-	if n == 0 {
-		return ErrOwnerBusy
-	}
-	return nil
-}
-
-// giveSlot counts one of owner's jobs as finished.
-func giveSlot(ctx context.Context, tx sqldb.Tx, owner string) error {
-	if _, err := tx.Exec(ctx, `UPDATE job_owners SET unfinished = unfinished - 1 WHERE owner = ? AND unfinished > 0`, owner); err != nil {
-		return fmt.Errorf("jobs: owner %s: %w", owner, err)
 	}
 	return nil
 }

@@ -95,10 +95,25 @@ type Config struct {
 	AttemptTimeout, MinAttemptTimeout time.Duration
 	// MaxPendingPerOwner and MaxPending bound the messages still being
 	// delivered (including those waiting hours for a retry), of one owner
-	// and of all (1,000 and 10,000 when 0). A message beyond them is
-	// stored as failed, not sent, with the reason in its delivery log: the
-	// job that produced it still ends.
-	MaxPendingPerOwner, MaxPending int
+	// and of all (1,000 and 10,000 when 0); MaxPendingPerNetwork those of
+	// one network's owners together (a fifth of MaxPending when 0). A
+	// message beyond them is stored as failed, not sent, with the reason in
+	// its delivery log: the job that produced it still ends. At MaxPending
+	// a light owner is still served, into PendingReserve more (a tenth of
+	// MaxPending when 0): one with fewer than GuaranteedPerOwner pending
+	// (5 when 0) whose network has fewer than GuaranteedPerNetwork (4 ×
+	// GuaranteedPerOwner when 0). See shares.go.
+	MaxPendingPerOwner, MaxPending           int
+	MaxPendingPerNetwork, PendingReserve     int
+	GuaranteedPerOwner, GuaranteedPerNetwork int
+	// MaxInFlightPerEndpoint and MaxInFlightPerNetwork bound the attempts
+	// under way at once on this replica to one endpoint (a URL's host) and
+	// for the owners of one network (4 and 8 when 0), so a receiver that
+	// hangs until the attempt timeout holds that many delivery workers at
+	// most; a message over them waits BusyWait (500 ms when 0) without
+	// counting an attempt.
+	MaxInFlightPerEndpoint, MaxInFlightPerNetwork int
+	BusyWait                                      time.Duration
 	// MaxSnooze is the longest a delivery waits before it looks at the
 	// clock again; 0 waits for the whole delay, which is right for the
 	// wall clock. A fake clock's time only moves when a test moves it, so
@@ -126,6 +141,9 @@ type Outbox struct {
 	log    *slog.Logger
 
 	randMu sync.Mutex
+
+	inflightMu sync.Mutex
+	inflight   map[string]int // attempts under way, per endpoint and per network
 }
 
 // New checks cfg and returns an outbox. Register its River workers and
@@ -169,15 +187,24 @@ func New(cfg Config) (*Outbox, error) {
 	cfg.MinAttemptTimeout = cmp.Or(cfg.MinAttemptTimeout, 250*time.Millisecond)
 	cfg.MaxPendingPerOwner = cmp.Or(cfg.MaxPendingPerOwner, 1000)
 	cfg.MaxPending = cmp.Or(cfg.MaxPending, 10_000)
+	cfg.MaxPendingPerNetwork = cmp.Or(cfg.MaxPendingPerNetwork, max(cfg.MaxPending/5, 1))
+	cfg.PendingReserve = cmp.Or(cfg.PendingReserve, cfg.MaxPending/10)
+	cfg.GuaranteedPerOwner = cmp.Or(cfg.GuaranteedPerOwner, 5)
+	cfg.GuaranteedPerNetwork = cmp.Or(cfg.GuaranteedPerNetwork, 4*cfg.GuaranteedPerOwner)
+	cfg.MaxInFlightPerEndpoint = cmp.Or(cfg.MaxInFlightPerEndpoint, 4)
+	cfg.MaxInFlightPerNetwork = cmp.Or(cfg.MaxInFlightPerNetwork, 8)
+	cfg.BusyWait = cmp.Or(cfg.BusyWait, 500*time.Millisecond)
 	cfg.Retention = cmp.Or(cfg.Retention, 24*time.Hour)
 	cfg.MaxAttemptsLogged = cmp.Or(cfg.MaxAttemptsLogged, 100)
-	if cfg.MaxPendingPerOwner < 0 || cfg.MaxPending < 0 || cfg.MaxSnooze < 0 || cfg.Retention < 0 || cfg.MaxAttemptsLogged < 0 {
+	if cfg.MaxPendingPerOwner < 0 || cfg.MaxPending < 0 || cfg.MaxSnooze < 0 || cfg.Retention < 0 || cfg.MaxAttemptsLogged < 0 ||
+		cfg.MaxPendingPerNetwork < 0 || cfg.PendingReserve < 0 || cfg.GuaranteedPerOwner < 0 || cfg.GuaranteedPerNetwork < 0 ||
+		cfg.MaxInFlightPerEndpoint < 0 || cfg.MaxInFlightPerNetwork < 0 || cfg.BusyWait < 0 {
 		return nil, errors.New("outbox: negative bound in Config")
 	}
 	if cfg.Name == nil {
 		cfg.Name = webhooks.RedactURL
 	}
-	return &Outbox{cfg: cfg, sender: webhooks.NewSender(cfg.Client, cfg.UserAgent), log: cfg.Logger}, nil
+	return &Outbox{cfg: cfg, sender: webhooks.NewSender(cfg.Client, cfg.UserAgent), log: cfg.Logger, inflight: map[string]int{}}, nil
 }
 
 type wallClock struct{}
@@ -189,7 +216,10 @@ type Webhook struct {
 	// Owner is whose secrets sign it and whose endpoint it goes to: a
 	// 410 disables URL for this owner only.
 	Owner string
-	URL   string
+	// Network is the owner's network: pending messages are shared per
+	// network too. "" has no share.
+	Network string
+	URL     string
 	// JobID is the job it reports on: one message per job.
 	JobID   string
 	Message webhooks.Message
@@ -206,16 +236,16 @@ func (o *Outbox) Enqueue(ctx context.Context, tx sqldb.Tx, w Webhook) error {
 	notSent := ""
 	if err != nil {
 		notSent, payload = err.Error(), []byte{}
-	} else if notSent, err = o.full(ctx, tx, w.Owner); err != nil {
+	} else if notSent, err = o.full(ctx, tx, w.Owner, w.Network); err != nil {
 		return err
 	}
 	state := StateSending
 	if notSent != "" {
 		state = webhooks.OutcomeFailed
 	}
-	n, err := tx.Exec(ctx, `INSERT INTO webhook_messages (id, owner, job_id, url, type, payload, created_at, state, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING`,
-		w.Message.ID, w.Owner, w.JobID, w.URL, w.Message.Type, payload, sqldb.Nanos(now), state, sqldb.Nanos(now))
+	n, err := tx.Exec(ctx, `INSERT INTO webhook_messages (id, owner, network, job_id, url, type, payload, created_at, state, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING`,
+		w.Message.ID, w.Owner, w.Network, w.JobID, w.URL, w.Message.Type, payload, sqldb.Nanos(now), state, sqldb.Nanos(now))
 	if err != nil {
 		return fmt.Errorf("outbox: storing %s: %w", w.Message.ID, err)
 	}
@@ -239,28 +269,6 @@ func (o *Outbox) Enqueue(ctx context.Context, tx sqldb.Tx, w Webhook) error {
 	return o.queue(ctx, tx, w.Message.ID, &opts)
 }
 
-// full says why owner may not have one more message pending, or "".
-func (o *Outbox) full(ctx context.Context, tx sqldb.Tx, owner string) (string, error) {
-	var mine, all int
-	// Counting stops at the bound: the cost stays the same however many
-	// are pending.
-	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM webhook_messages WHERE owner = ? AND state = 'sending' LIMIT ?) AS p`,
-		owner, o.cfg.MaxPendingPerOwner).Scan(&mine); err != nil {
-		return "", fmt.Errorf("outbox: counting pending messages: %w", err)
-	}
-	if mine >= o.cfg.MaxPendingPerOwner {
-		return fmt.Sprintf("%v: this API key has %d webhooks still being delivered (retries included), as many as one key may", webhooks.ErrQueueFull, mine), nil
-	}
-	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM webhook_messages WHERE state = 'sending' LIMIT ?) AS p`,
-		o.cfg.MaxPending).Scan(&all); err != nil {
-		return "", fmt.Errorf("outbox: counting pending messages: %w", err)
-	}
-	if all >= o.cfg.MaxPending {
-		return fmt.Sprintf("%v: the sandbox has %d webhooks still being delivered, as many as it holds", webhooks.ErrQueueFull, all), nil
-	}
-	return "", nil
-}
-
 // queue inserts the River job that delivers message id, in tx, and names
 // it on the message: a run of any other River job for it is stale.
 func (o *Outbox) queue(ctx context.Context, tx sqldb.Tx, id string, opts *river.InsertOpts) error {
@@ -276,21 +284,21 @@ func (o *Outbox) queue(ctx context.Context, tx sqldb.Tx, id string, opts *river.
 
 // message is a row of webhook_messages.
 type message struct {
-	id, owner, jobID, url, typ, state string
-	payload                           []byte
-	attempts                          int
-	nextAt                            time.Time
-	manual                            bool
-	riverID                           int64
+	id, owner, network, jobID, url, typ, state string
+	payload                                    []byte
+	attempts                                   int
+	nextAt                                     time.Time
+	manual                                     bool
+	riverID                                    int64
 }
 
-const messageColumns = `id, owner, job_id, url, type, payload, state, attempts, next_at, manual, river_id`
+const messageColumns = `id, owner, job_id, url, type, payload, state, attempts, next_at, manual, river_id, network`
 
 func scanMessage(r sqldb.Row) (message, error) {
 	var m message
 	var next int64
 	var manual int
-	err := r.Scan(&m.id, &m.owner, &m.jobID, &m.url, &m.typ, &m.payload, &m.state, &m.attempts, &next, &manual, &m.riverID)
+	err := r.Scan(&m.id, &m.owner, &m.jobID, &m.url, &m.typ, &m.payload, &m.state, &m.attempts, &next, &manual, &m.riverID, &m.network)
 	m.nextAt, m.manual = sqldb.Time(next), manual == 1
 	return m, err
 }
@@ -452,4 +460,17 @@ func (o *Outbox) nextDelay(n int, retryAfter time.Duration) time.Duration {
 
 func (o *Outbox) attemptTimeout() time.Duration {
 	return max(o.scale(o.cfg.AttemptTimeout), o.cfg.MinAttemptTimeout)
+}
+
+// failingAfter is how many failed attempts in a row make a message's
+// endpoint "repeatedly failing": its next attempts get a quarter of the
+// timeout, so a receiver that hangs holds a worker for less.
+const failingAfter = 3
+
+// timeoutFor is the timeout of attempt number n of a message.
+func (o *Outbox) timeoutFor(n int) time.Duration {
+	if n > failingAfter {
+		return max(o.attemptTimeout()/4, o.cfg.MinAttemptTimeout)
+	}
+	return o.attemptTimeout()
 }

@@ -120,6 +120,13 @@ func (o *Outbox) attempt(ctx context.Context, riverID int64, id string) error {
 	if disabled {
 		res.Err = "not sent: the endpoint was disabled after answering 410 Gone at " + disabledAt.UTC().Format(time.RFC3339)
 	} else {
+		// A share of the workers per endpoint and per network: over it,
+		// the message waits its turn without counting an attempt.
+		release, ok := o.acquire(m.url, m.network)
+		if !ok {
+			return o.snooze(o.busyWait())
+		}
+		defer release()
 		secrets, err := o.cfg.Secrets(ctx, m.owner)
 		if err != nil {
 			return fmt.Errorf("outbox: the signing secrets of %s: %w", m.owner, err)
@@ -128,7 +135,7 @@ func (o *Outbox) attempt(ctx context.Context, riverID int64, id string) error {
 		if err != nil {
 			res.Err = "not sent: " + err.Error()
 		} else {
-			res = o.sender.Send(ctx, webhooks.Request{URL: m.url, ID: m.id, At: now, Payload: m.payload, Signer: signer, Timeout: o.attemptTimeout()})
+			res = o.sender.Send(ctx, webhooks.Request{URL: m.url, ID: m.id, At: now, Payload: m.payload, Signer: signer, Timeout: o.timeoutFor(a.Number)})
 		}
 		if res.Canceled {
 			// Stopping: the attempt does not count; River runs it again.
@@ -198,6 +205,15 @@ func (o *Outbox) attempt(ctx context.Context, riverID int64, id string) error {
 		return nil
 	}
 	return o.snooze(delay)
+}
+
+// busyWait is BusyWait with ±50% jitter, so messages waiting for one
+// endpoint do not all come back at once.
+func (o *Outbox) busyWait() time.Duration {
+	o.randMu.Lock()
+	u := o.cfg.Rand.Float64()
+	o.randMu.Unlock()
+	return time.Duration(float64(o.cfg.BusyWait) * (0.5 + u))
 }
 
 func (o *Outbox) snooze(d time.Duration) error {

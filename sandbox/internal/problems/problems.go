@@ -95,7 +95,7 @@ func entries() []Entry {
 			Action:      "Send a JSON body that matches the operation's schema, with `Content-Type: application/json`. The `errors` list points at the part that failed."},
 		{Code: ValidationFailed, Status: http.StatusUnprocessableEntity, Title: "Request failed validation", When: Immediate,
 			Description: "The body parsed, but a field is missing, has the wrong type, is out of range, or is not part of the schema. No job was created.",
-			Action:      "Fix every field listed in `errors` (each has a `location` such as `body.from` and a message) and send the request again."},
+			Action:      "Fix every field listed in `errors` (each has a `location` such as `body.from` and a message) and send the request again. At most 20 are listed; when there were more, `errors_omitted` counts the others, which the next attempt shows."},
 		{Code: Unauthorized, Status: http.StatusUnauthorized, Title: "Missing or unknown API key", When: Immediate,
 			Description: "The request has no `Authorization: Bearer <key>` header, or the key is not one this sandbox issued.",
 			Action:      "Get a key with `POST /v1/sandbox/keys` and send it as `Authorization: Bearer <key>` on every call."},
@@ -252,25 +252,27 @@ func (c *Catalog) MarshalJSON() ([]byte, error) {
 }
 
 // Problem is an RFC 9457 problem details object. The extension members
-// (`code`, `errors`, `job_id`) are documented in the error catalog.
+// (`code`, `errors`, `errors_omitted`, `job_id`) are documented in the error
+// catalog. It is written within the bounds in bounds.go.
 type Problem struct {
-	Type     string        `json:"type" format:"uri" doc:"URI of this problem's entry in the error catalog; open it in a browser for the explanation and what to do." example:"http://localhost:8080/errors#validation_failed"`
-	Title    string        `json:"title" doc:"Short summary of the problem type; the same for every occurrence of this type." example:"Request failed validation"`
-	Status   int           `json:"status" doc:"The HTTP status code this problem is (or, inside a failed job, would be) sent with." example:"422"`
-	Detail   string        `json:"detail,omitempty" doc:"What went wrong in this occurrence, in words a person can act on."`
-	Instance string        `json:"instance,omitempty" doc:"The request path or job that this occurrence is about."`
-	Code     string        `json:"code" doc:"The catalog code: the fragment of type. Stable: safe to branch on in code." example:"validation_failed"`
-	JobID    string        `json:"job_id,omitempty" doc:"The job this problem belongs to. Quote it when you contact support."`
-	Errors   []*FieldError `json:"errors,omitempty" doc:"For validation problems: one entry per invalid field."`
+	Type          string        `json:"type" format:"uri" doc:"URI of this problem's entry in the error catalog; open it in a browser for the explanation and what to do." example:"http://localhost:8080/errors#validation_failed"`
+	Title         string        `json:"title" maxLength:"100" doc:"Short summary of the problem type; the same for every occurrence of this type." example:"Request failed validation"`
+	Status        int           `json:"status" minimum:"100" maximum:"599" doc:"The HTTP status code this problem is (or, inside a failed job, would be) sent with." example:"422"`
+	Detail        string        `json:"detail,omitempty" maxLength:"1024" doc:"What went wrong in this occurrence, in words a person can act on."`
+	Instance      string        `json:"instance,omitempty" maxLength:"512" doc:"The request path or job that this occurrence is about."`
+	Code          string        `json:"code" maxLength:"64" pattern:"^[a-z][a-z0-9_]*$" doc:"The catalog code: the fragment of type. Stable: safe to branch on in code." example:"validation_failed"`
+	JobID         string        `json:"job_id,omitempty" maxLength:"64" doc:"The job this problem belongs to. Quote it when you contact support."`
+	Errors        []*FieldError `json:"errors,omitempty" maxItems:"20" doc:"For validation problems: one entry per invalid field, the first 20 when there are more (errors_omitted counts the others)."`
+	ErrorsOmitted int           `json:"errors_omitted,omitempty" minimum:"1" maximum:"10000000" doc:"How many errors there were beyond the 20 listed in errors; present only when some were left out. Fix the listed ones and send the request again to see the others." example:"3980"`
 
 	header http.Header
 }
 
 // FieldError locates one invalid part of a request.
 type FieldError struct {
-	Location string `json:"location,omitempty" doc:"Where the error is, for example body.from or header.Idempotency-Key." example:"body.format"`
-	Message  string `json:"message" doc:"What is wrong with it." example:"expected value to be one of \"csv, ndjson\""`
-	Value    any    `json:"value,omitempty" doc:"The value that was sent, when it helps."`
+	Location string `json:"location,omitempty" maxLength:"160" doc:"Where the error is, for example body.from or header.Idempotency-Key." example:"body.format"`
+	Message  string `json:"message" maxLength:"256" doc:"What is wrong with it." example:"expected value to be one of \"csv, ndjson\""`
+	Value    any    `json:"value,omitempty" doc:"The value that was sent, when it helps: numbers and booleans as sent, strings cut to 200 bytes with an ellipsis, objects and arrays summarised by their size (\"object with 4000 fields\", \"array of 87000 items\")."`
 }
 
 func (p *Problem) Error() string {

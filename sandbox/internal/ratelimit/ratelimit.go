@@ -111,6 +111,10 @@ type Config struct {
 	SweepEvery time.Duration
 	// MaxConcurrent is how many Acquire holds one key may have; default 5.
 	MaxConcurrent int
+	// MaxConcurrentPerNetwork is how many AcquireStream holds the keys of
+	// one network may have together; default 100. MaxConcurrentTotal is
+	// how many all keys may have together; default 5,000.
+	MaxConcurrentPerNetwork, MaxConcurrentTotal int
 	// Clock defaults to the system clock.
 	Clock Clock
 	// Logger defaults to a logger that discards.
@@ -147,6 +151,10 @@ type Limiter struct {
 
 	concMu sync.Mutex
 	conc   map[string]int
+
+	maxConcNet, maxConcTotal int
+	concNet                  map[string]int // AcquireStream holds per network
+	concTotal                int
 }
 
 const shardCount = 64
@@ -182,14 +190,20 @@ func New(cfg Config) (*Limiter, error) {
 	if cfg.MaxConcurrent == 0 {
 		cfg.MaxConcurrent = 5
 	}
+	if cfg.MaxConcurrentPerNetwork == 0 {
+		cfg.MaxConcurrentPerNetwork = 100
+	}
+	if cfg.MaxConcurrentTotal == 0 {
+		cfg.MaxConcurrentTotal = 5000
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = systemClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxKeys < 0 || cfg.SweepEvery < 0 || cfg.MaxConcurrent < 0 {
-		return nil, fmt.Errorf("%w: MaxKeys, SweepEvery and MaxConcurrent must not be negative", ErrInvalidConfig)
+	if cfg.MaxKeys < 0 || cfg.SweepEvery < 0 || cfg.MaxConcurrent < 0 || cfg.MaxConcurrentPerNetwork < 0 || cfg.MaxConcurrentTotal < 0 {
+		return nil, fmt.Errorf("%w: MaxKeys, SweepEvery and the MaxConcurrent limits must not be negative", ErrInvalidConfig)
 	}
 	l := &Limiter{
 		policies: make(map[string]Policy, len(cfg.Policies)),
@@ -200,6 +214,10 @@ func New(cfg Config) (*Limiter, error) {
 		maxConc:  cfg.MaxConcurrent,
 		seed:     maphash.MakeSeed(),
 		conc:     make(map[string]int),
+
+		maxConcNet:   cfg.MaxConcurrentPerNetwork,
+		maxConcTotal: cfg.MaxConcurrentTotal,
+		concNet:      make(map[string]int),
 	}
 	for _, p := range cfg.Policies {
 		if err := p.validate(); err != nil {
@@ -437,24 +455,12 @@ func ceilSecondsOrZero(d time.Duration) int64 {
 
 // Acquire takes one of key's concurrent-stream slots. When ok, the caller
 // must call release once the stream ends (calling it again does nothing).
-// When the key already holds Config.MaxConcurrent slots, ok is false.
+// When the key already holds Config.MaxConcurrent slots, or the process
+// Config.MaxConcurrentTotal, ok is false. AcquireStream also counts the
+// key's network, and says which share refused.
 func (l *Limiter) Acquire(key string) (release func(), ok bool) {
-	l.concMu.Lock()
-	defer l.concMu.Unlock()
-	if l.conc[key] >= l.maxConc {
-		return func() {}, false
-	}
-	l.conc[key]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			l.concMu.Lock()
-			defer l.concMu.Unlock()
-			if l.conc[key]--; l.conc[key] <= 0 {
-				delete(l.conc, key) // keeps the map as small as the number of open streams
-			}
-		})
-	}, true
+	release, err := l.AcquireStream(key, "")
+	return release, err == nil
 }
 
 // Streams reports how many slots key holds.

@@ -1,6 +1,7 @@
 // Package safedial keeps outgoing HTTP requests to user-supplied URLs
 // (webhook callbacks) away from the sandbox's own network: loopback, private
-// ranges, link-local and cloud metadata addresses, and the like.
+// ranges, link-local and cloud metadata addresses, and every other range of
+// the IANA special-purpose address registries (see guardian).
 //
 // The check that matters runs at connect time, in the net.Dialer's Control
 // hook, on the IP address the socket is about to connect to. Checking only
@@ -22,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"code.dny.dev/ssrf"
 )
 
 // ErrBlockedAddress is wrapped by every refusal to connect to (or register a
@@ -48,16 +51,36 @@ type Policy struct {
 	AllowExact []netip.AddrPort
 }
 
-type blockedRange struct {
-	prefix netip.Prefix
-	reason string
+// guardian judges addresses with code.dny.dev/ssrf rather than a list kept
+// here: its ranges are generated from the IANA special-purpose address
+// registries (IPv4 and IPv6) and kept in sync upstream, so a range IANA adds
+// reaches the sandbox with a dependency update, not when someone here
+// notices. For IPv6 it allows only the global unicast range (2000::/3) minus
+// the registry's special ranges inside it (Teredo, 6to4, documentation…),
+// which refuses by construction the IPv4-compatible (::a.b.c.d),
+// IPv4-translated (::ffff:0:a.b.c.d), local-use NAT64 (64:ff9b:1::/48),
+// site-local (fec0::/10) and discard-only (100::/64) forms a hand list
+// misses. Ports and networks are ValidateURL's and the dialer's business,
+// so the guardian checks addresses only. It is built per call rather than
+// kept in a package variable, so that nothing in the package can be
+// mutated; building it copies two short lists.
+func guardian() *ssrf.Guardian {
+	return ssrf.New(ssrf.WithAnyNetwork(), ssrf.WithAnyPort())
 }
 
-// blocked is built per call rather than kept in a package variable, so that
-// nothing in the package can be mutated; it is a dozen small values.
-func blocked() []blockedRange {
+// label is the wording of one range in refusals. Labels only name a range
+// for a person: which addresses are refused is the guardian's decision, and
+// an address refused by a range without a label is still refused, with the
+// registry's prefix in the message.
+type label struct {
+	prefix netip.Prefix
+	text   string
+}
+
+// labels are checked in order, so a narrower range comes before a wider one.
+func labels() []label {
 	p := netip.MustParsePrefix
-	return []blockedRange{
+	return []label{
 		{p("0.0.0.0/8"), "a \"this network\" address"},
 		{p("10.0.0.0/8"), "a private (RFC 1918) address"},
 		{p("100.64.0.0/10"), "a carrier-grade NAT (RFC 6598) address"},
@@ -65,38 +88,69 @@ func blocked() []blockedRange {
 		{p("169.254.0.0/16"), "a link-local address (this range includes the 169.254.169.254 cloud metadata service)"},
 		{p("172.16.0.0/12"), "a private (RFC 1918) address"},
 		{p("192.0.0.0/24"), "an IETF protocol assignment address"},
+		{p("192.0.2.0/24"), "a documentation (TEST-NET-1, RFC 5737) address"},
 		{p("192.168.0.0/16"), "a private (RFC 1918) address"},
 		{p("198.18.0.0/15"), "a benchmarking (RFC 2544) address"},
+		{p("198.51.100.0/24"), "a documentation (TEST-NET-2, RFC 5737) address"},
+		{p("203.0.113.0/24"), "a documentation (TEST-NET-3, RFC 5737) address"},
 		{p("224.0.0.0/4"), "a multicast address"},
 		{p("240.0.0.0/4"), "a reserved or broadcast address"},
 		{p("::/128"), "the unspecified address"},
 		{p("::1/128"), "a loopback address"},
+		{p("::ffff:0:0:0/96"), "an IPv4-translated IPv6 address (RFC 2765)"},
+		{p("::/96"), "an IPv4-compatible IPv6 address (deprecated by RFC 4291)"},
+		{p("64:ff9b:1::/48"), "a local-use NAT64 address (RFC 8215)"},
+		{p("100::/64"), "a discard-only IPv6 address (RFC 6666)"},
+		{p("2001::/32"), "a Teredo tunnel address (RFC 4380)"},
+		{p("2001:db8::/32"), "a documentation IPv6 address (RFC 3849)"},
+		{p("2002::/16"), "a 6to4 tunnel address (RFC 3056)"},
+		{p("3fff::/20"), "a documentation IPv6 address (RFC 9637)"},
 		{p("fc00::/7"), "a unique local (private) IPv6 address"},
 		{p("fe80::/10"), "a link-local address"},
+		{p("fec0::/10"), "a site-local IPv6 address (deprecated by RFC 3879)"},
 		{p("ff00::/8"), "a multicast address"},
 	}
 }
 
+// nat64 is the well-known NAT64 prefix (RFC 6052): 64:ff9b::10.0.0.1
+// reaches 10.0.0.1 through a NAT64 gateway, so the address it carries is
+// judged. The local-use prefix 64:ff9b:1::/48 is refused whole: what it
+// reaches depends on the local network.
+func nat64() netip.Prefix { return ssrf.IPv6NAT64Prefix }
+
 // Reason returns why addr is blocked, or "" when it is a public address.
-// IPv4-mapped IPv6 addresses (::ffff:127.0.0.1) and NAT64 addresses are
-// judged by the IPv4 address they carry. Reason ignores Policy allowances.
+// IPv4-mapped IPv6 addresses (::ffff:127.0.0.1), which a dual-stack socket
+// connects to as the IPv4 address they carry, and well-known NAT64
+// addresses (64:ff9b::/96) are judged by that IPv4 address. Every other
+// IPv6 form that carries an IPv4 address (IPv4-compatible, IPv4-translated,
+// 6to4, Teredo, local-use NAT64) is refused whole. Reason ignores Policy
+// allowances.
 func Reason(addr netip.Addr) string {
 	if !addr.IsValid() {
 		return "not a valid IP address"
 	}
 	addr = addr.WithZone("").Unmap()
-	// The well-known NAT64 prefix (RFC 6052): 64:ff9b::10.0.0.1 reaches
-	// 10.0.0.1 through a NAT64 gateway, so the embedded address is judged.
-	if netip.MustParsePrefix("64:ff9b::/96").Contains(addr) {
+	if nat64().Contains(addr) {
 		b := addr.As16()
 		addr = netip.AddrFrom4([4]byte(b[12:16]))
 	}
-	for _, r := range blocked() {
-		if r.prefix.Contains(addr) {
-			return r.reason
+	if guardian().SafeAddr(addr) == nil {
+		return ""
+	}
+	for _, l := range labels() {
+		if l.prefix.Contains(addr) {
+			return l.text
 		}
 	}
-	return ""
+	if addr.Is6() && !ssrf.IPv6GlobalUnicast.Contains(addr) {
+		return "an IPv6 address outside the global unicast range (2000::/3)"
+	}
+	for _, p := range slices.Concat(ssrf.IPv4DeniedPrefixes, ssrf.IPv6DeniedPrefixes) {
+		if p.Contains(addr) {
+			return "a special-purpose address (" + p.String() + " in the IANA registry)"
+		}
+	}
+	return "a special-purpose address"
 }
 
 // Check returns nil when the policy allows connecting to ap, or an error

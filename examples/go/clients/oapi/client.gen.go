@@ -608,7 +608,7 @@ type FieldError struct {
 	// Examples: expected value to be one of "csv, ndjson"
 	Message string `json:"message"`
 
-	// Value The value that was sent, when it helps.
+	// Value The value that was sent, when it helps: numbers and booleans as sent, strings cut to 200 bytes with an ellipsis, objects and arrays summarised by their size ("object with 4000 fields", "array of 87000 items").
 	Value interface{} `json:"value,omitempty"`
 }
 
@@ -631,13 +631,23 @@ type Import struct {
 	// JobId Examples: job_3u2k4v7qzbx6dcm5ey8f1hwra9
 	JobId string `json:"job_id"`
 
+	// NextPageToken Pass it as page_token to get the next page of rejected rows; absent on the last page. Opaque: it stays valid as long as the import, and names a place in this import's rejections only.
+	//
+	// Examples: aW1wXzN1Mms0djdxemJ4NmRjbTVleThmMWh3cmE5LjEwMQ
+	NextPageToken *string `json:"next_page_token,omitempty"`
+
 	// Outcome The event type this import ended with: every row imported, some, or none.
 	//
 	// Examples: import.partial
 	Outcome ImportOutcome `json:"outcome"`
 
-	// Rejected Every rejected row, in request order.
+	// Rejected This page of the rejected rows, in request order: at most page_size of them (100 unless you ask for another number).
 	Rejected *[]RejectedRow `json:"rejected"`
+
+	// RejectedCount Rows rejected, on every page.
+	//
+	// Examples: 1
+	RejectedCount int64 `json:"rejected_count"`
 
 	// TotalRows Examples: 3
 	TotalRows int64 `json:"total_rows"`
@@ -1020,8 +1030,13 @@ type Problem struct {
 	// Detail What went wrong in this occurrence, in words a person can act on.
 	Detail *string `json:"detail,omitempty"`
 
-	// Errors For validation problems: one entry per invalid field.
+	// Errors For validation problems: one entry per invalid field, the first 20 when there are more (errors_omitted counts the others).
 	Errors *[]FieldError `json:"errors,omitempty"`
+
+	// ErrorsOmitted How many errors there were beyond the 20 listed in errors; present only when some were left out. Fix the listed ones and send the request again to see the others.
+	//
+	// Examples: 3980
+	ErrorsOmitted *int64 `json:"errors_omitted,omitempty"`
 
 	// Instance The request path or job that this occurrence is about.
 	Instance *string `json:"instance,omitempty"`
@@ -1235,6 +1250,15 @@ type CreateExportParams struct {
 type CreateImportParams struct {
 	// IdempotencyKey A key of your choosing (1 to 255 printable ASCII characters, such as a UUID) that makes retrying this POST safe: the same key with the same body replays the first response (the same job, marked `Idempotent-Replayed: true`) instead of starting another job. The same key with a different body is refused with 422 `idempotency_key_reused`; while the first request is still being handled, with 409 `idempotency_key_in_use`. Keys belong to your API key and are kept for 24 hours.
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// GetImportParams defines parameters for GetImport.
+type GetImportParams struct {
+	// PageSize How many rejected rows to list at most: 1 to 1,000, 100 when left out.
+	PageSize *int64 `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// PageToken The next_page_token of the previous page, to get the page after it; leave it out for the first page.
+	PageToken *string `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // RedeliverImportWebhookParams defines parameters for RedeliverImportWebhook.
@@ -1467,10 +1491,12 @@ type ClientInterface interface {
 
 	// GetImport Get a finished import
 	//
-	// The result of an import: how many rows were imported, and each rejected row with the reason. This is where the status monitor's 303 points. Before the job succeeded this answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its outcome is import.failed).
+	// The result of an import: how many rows were imported, and the rejected rows with the reason for each, a page at a time. This is where the status monitor's 303 points. Before the job succeeded this answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its outcome is import.failed).
+	//
+	// `rejected` lists at most `page_size` rows (100 unless you ask for up to 1,000); `rejected_count` counts them all. When there are more, pass `next_page_token` as `page_token` to get the next page, with the same `page_size`; the last page has no `next_page_token`.
 	//
 	// Corresponds with GET /v1/imports/{id} (the `GetImport` operationId).
-	GetImport(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+	GetImport(ctx context.Context, id string, params *GetImportParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListImportDeliveries List an import's webhook deliveries
 	//
@@ -1516,7 +1542,7 @@ type ClientInterface interface {
 	// - `id:` rises with every change; reconnect with `Last-Event-ID` (EventSource does this by itself) to resume after it.
 	// - A comment line (`: keep-alive`) every 15 s keeps idle connections open through proxies; `retry:` suggests 2 s between reconnects.
 	//
-	// Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you already have it, the answer is 204 No Content, which stops a browser from reconnecting. Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once (the operator can change that).
+	// Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you already have it, the answer is 204 No Content, which stops a browser from reconnecting. Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once, the keys of one network 100 and every copy of the sandbox 5,000 (the operator can change these).
 	//
 	// Corresponds with GET /v1/jobs/{id}/events (the `StreamJobEvents` operationId).
 	StreamJobEvents(ctx context.Context, id string, params *StreamJobEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1552,7 +1578,7 @@ type ClientInterface interface {
 
 	// CreateInbox Create a webhook inbox
 	//
-	// Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries.
+	// Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries; an inbox that receives nothing for a day (by default) expires.
 	//
 	// Corresponds with POST /v1/sandbox/inboxes (the `CreateInbox` operationId).
 	CreateInbox(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1568,6 +1594,8 @@ type ClientInterface interface {
 	//
 	// The inbox's callback URL: the sandbox's webhooks arrive here (you can POST here too, to see how a hand-made signature fares). No API key: the unguessable inbox id is the credential. Answers 204, or what a behaviour set with PUT .../behaviour asks for.
 	//
+	// Deliveries you send are rate limited per inbox and per sending network (its /24 or /64), with 429 and the RateLimit headers beyond them; the sandbox's own webhooks are not. What inboxes store is bounded: 100 deliveries per inbox, and a byte budget shared by all inboxes (past it the oldest deliveries of the inbox holding most are dropped); an inbox that received nothing and was not changed for a day (by default) expires.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/sandbox/inboxes/{id} (the `ReceiveInboxDelivery` operationId).
@@ -1576,6 +1604,8 @@ type ClientInterface interface {
 	// ReceiveInboxDelivery Deliver a webhook to an inbox
 	//
 	// The inbox's callback URL: the sandbox's webhooks arrive here (you can POST here too, to see how a hand-made signature fares). No API key: the unguessable inbox id is the credential. Answers 204, or what a behaviour set with PUT .../behaviour asks for.
+	//
+	// Deliveries you send are rate limited per inbox and per sending network (its /24 or /64), with 429 and the RateLimit headers beyond them; the sandbox's own webhooks are not. What inboxes store is bounded: 100 deliveries per inbox, and a byte budget shared by all inboxes (past it the oldest deliveries of the inbox holding most are dropped); an inbox that received nothing and was not changed for a day (by default) expires.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1616,7 +1646,9 @@ type ClientInterface interface {
 
 	// CreateSandboxKey Get a sandbox API key
 	//
-	// Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys are kept in the sandbox's database, so a restart does not lose them. Limited per client address.
+	// Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys are kept in the sandbox's database, so a restart does not lose them.
+	//
+	// The sandbox is shared, so each visitor gets a fair share of it. A visitor is its network: the /24 of an IPv4 address, the /64 of an IPv6 one. Key creation is rate limited per network; a key unused for a week (the operator can change that) is deleted with its inboxes and secrets; and when the sandbox, or your network, holds as many keys as it may, the least recently used key without unfinished work makes room. Only when every such key has work in progress is the answer 503 (for the sandbox) or 429 (for your network), with a `Retry-After` of when some work is due to end.
 	//
 	// Corresponds with POST /v1/sandbox/keys (the `CreateSandboxKey` operationId).
 	CreateSandboxKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1756,11 +1788,13 @@ func (c *Client) CreateImport(ctx context.Context, params *CreateImportParams, b
 
 // GetImport Get a finished import
 //
-// The result of an import: how many rows were imported, and each rejected row with the reason. This is where the status monitor's 303 points. Before the job succeeded this answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its outcome is import.failed).
+// The result of an import: how many rows were imported, and the rejected rows with the reason for each, a page at a time. This is where the status monitor's 303 points. Before the job succeeded this answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its outcome is import.failed).
+//
+// `rejected` lists at most `page_size` rows (100 unless you ask for up to 1,000); `rejected_count` counts them all. When there are more, pass `next_page_token` as `page_token` to get the next page, with the same `page_size`; the last page has no `next_page_token`.
 //
 // Corresponds with GET /v1/imports/{id} (the `GetImport` operationId).
-func (c *Client) GetImport(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetImportRequest(c.Server, id)
+func (c *Client) GetImport(ctx context.Context, id string, params *GetImportParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetImportRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1855,7 +1889,7 @@ func (c *Client) GetJob(ctx context.Context, id string, reqEditors ...RequestEdi
 // - `id:` rises with every change; reconnect with `Last-Event-ID` (EventSource does this by itself) to resume after it.
 // - A comment line (`: keep-alive`) every 15 s keeps idle connections open through proxies; `retry:` suggests 2 s between reconnects.
 //
-// Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you already have it, the answer is 204 No Content, which stops a browser from reconnecting. Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once (the operator can change that).
+// Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you already have it, the answer is 204 No Content, which stops a browser from reconnecting. Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once, the keys of one network 100 and every copy of the sandbox 5,000 (the operator can change these).
 //
 // Corresponds with GET /v1/jobs/{id}/events (the `StreamJobEvents` operationId).
 func (c *Client) StreamJobEvents(ctx context.Context, id string, params *StreamJobEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1931,7 +1965,7 @@ func (c *Client) GetReport(ctx context.Context, id string, reqEditors ...Request
 
 // CreateInbox Create a webhook inbox
 //
-// Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries.
+// Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries; an inbox that receives nothing for a day (by default) expires.
 //
 // Corresponds with POST /v1/sandbox/inboxes (the `CreateInbox` operationId).
 func (c *Client) CreateInbox(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1967,6 +2001,8 @@ func (c *Client) GetInbox(ctx context.Context, id string, reqEditors ...RequestE
 //
 // The inbox's callback URL: the sandbox's webhooks arrive here (you can POST here too, to see how a hand-made signature fares). No API key: the unguessable inbox id is the credential. Answers 204, or what a behaviour set with PUT .../behaviour asks for.
 //
+// Deliveries you send are rate limited per inbox and per sending network (its /24 or /64), with 429 and the RateLimit headers beyond them; the sandbox's own webhooks are not. What inboxes store is bounded: 100 deliveries per inbox, and a byte budget shared by all inboxes (past it the oldest deliveries of the inbox holding most are dropped); an inbox that received nothing and was not changed for a day (by default) expires.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/sandbox/inboxes/{id} (the `ReceiveInboxDelivery` operationId).
@@ -1985,6 +2021,8 @@ func (c *Client) ReceiveInboxDeliveryWithBody(ctx context.Context, id string, co
 // ReceiveInboxDelivery Deliver a webhook to an inbox
 //
 // The inbox's callback URL: the sandbox's webhooks arrive here (you can POST here too, to see how a hand-made signature fares). No API key: the unguessable inbox id is the credential. Answers 204, or what a behaviour set with PUT .../behaviour asks for.
+//
+// Deliveries you send are rate limited per inbox and per sending network (its /24 or /64), with 429 and the RateLimit headers beyond them; the sandbox's own webhooks are not. What inboxes store is bounded: 100 deliveries per inbox, and a byte budget shared by all inboxes (past it the oldest deliveries of the inbox holding most are dropped); an inbox that received nothing and was not changed for a day (by default) expires.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2075,7 +2113,9 @@ func (c *Client) StreamInboxEvents(ctx context.Context, id string, reqEditors ..
 
 // CreateSandboxKey Get a sandbox API key
 //
-// Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys are kept in the sandbox's database, so a restart does not lose them. Limited per client address.
+// Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys are kept in the sandbox's database, so a restart does not lose them.
+//
+// The sandbox is shared, so each visitor gets a fair share of it. A visitor is its network: the /24 of an IPv4 address, the /64 of an IPv6 one. Key creation is rate limited per network; a key unused for a week (the operator can change that) is deleted with its inboxes and secrets; and when the sandbox, or your network, holds as many keys as it may, the least recently used key without unfinished work makes room. Only when every such key has work in progress is the answer 503 (for the sandbox) or 429 (for your network), with a `Retry-After` of when some work is due to end.
 //
 // Corresponds with POST /v1/sandbox/keys (the `CreateSandboxKey` operationId).
 func (c *Client) CreateSandboxKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2303,7 +2343,7 @@ func NewCreateImportRequestWithBody(server string, params *CreateImportParams, c
 }
 
 // NewGetImportRequest constructs an http.Request for the GetImport method
-func NewGetImportRequest(server string, id string) (*http.Request, error) {
+func NewGetImportRequest(server string, id string, params *GetImportParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -2326,6 +2366,45 @@ func NewGetImportRequest(server string, id string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -3064,12 +3143,14 @@ type ClientWithResponsesInterface interface {
 
 	// GetImportWithResponse Get a finished import
 	//
-	// The result of an import: how many rows were imported, and each rejected row with the reason. This is where the status monitor's 303 points. Before the job succeeded this answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its outcome is import.failed).
+	// The result of an import: how many rows were imported, and the rejected rows with the reason for each, a page at a time. This is where the status monitor's 303 points. Before the job succeeded this answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its outcome is import.failed).
+	//
+	// `rejected` lists at most `page_size` rows (100 unless you ask for up to 1,000); `rejected_count` counts them all. When there are more, pass `next_page_token` as `page_token` to get the next page, with the same `page_size`; the last page has no `next_page_token`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/imports/{id} (the `GetImport` operationId).
-	GetImportWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetImportResponse, error)
+	GetImportWithResponse(ctx context.Context, id string, params *GetImportParams, reqEditors ...RequestEditorFn) (*GetImportResponse, error)
 
 	// ListImportDeliveriesWithResponse List an import's webhook deliveries
 	//
@@ -3123,7 +3204,7 @@ type ClientWithResponsesInterface interface {
 	// - `id:` rises with every change; reconnect with `Last-Event-ID` (EventSource does this by itself) to resume after it.
 	// - A comment line (`: keep-alive`) every 15 s keeps idle connections open through proxies; `retry:` suggests 2 s between reconnects.
 	//
-	// Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you already have it, the answer is 204 No Content, which stops a browser from reconnecting. Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once (the operator can change that).
+	// Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you already have it, the answer is 204 No Content, which stops a browser from reconnecting. Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once, the keys of one network 100 and every copy of the sandbox 5,000 (the operator can change these).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3163,7 +3244,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateInboxWithResponse Create a webhook inbox
 	//
-	// Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries.
+	// Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries; an inbox that receives nothing for a day (by default) expires.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3183,6 +3264,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// The inbox's callback URL: the sandbox's webhooks arrive here (you can POST here too, to see how a hand-made signature fares). No API key: the unguessable inbox id is the credential. Answers 204, or what a behaviour set with PUT .../behaviour asks for.
 	//
+	// Deliveries you send are rate limited per inbox and per sending network (its /24 or /64), with 429 and the RateLimit headers beyond them; the sandbox's own webhooks are not. What inboxes store is bounded: 100 deliveries per inbox, and a byte budget shared by all inboxes (past it the oldest deliveries of the inbox holding most are dropped); an inbox that received nothing and was not changed for a day (by default) expires.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/sandbox/inboxes/{id} (the `ReceiveInboxDelivery` operationId).
@@ -3191,6 +3274,8 @@ type ClientWithResponsesInterface interface {
 	// ReceiveInboxDeliveryWithResponse Deliver a webhook to an inbox
 	//
 	// The inbox's callback URL: the sandbox's webhooks arrive here (you can POST here too, to see how a hand-made signature fares). No API key: the unguessable inbox id is the credential. Answers 204, or what a behaviour set with PUT .../behaviour asks for.
+	//
+	// Deliveries you send are rate limited per inbox and per sending network (its /24 or /64), with 429 and the RateLimit headers beyond them; the sandbox's own webhooks are not. What inboxes store is bounded: 100 deliveries per inbox, and a byte budget shared by all inboxes (past it the oldest deliveries of the inbox holding most are dropped); an inbox that received nothing and was not changed for a day (by default) expires.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3235,7 +3320,9 @@ type ClientWithResponsesInterface interface {
 
 	// CreateSandboxKeyWithResponse Get a sandbox API key
 	//
-	// Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys are kept in the sandbox's database, so a restart does not lose them. Limited per client address.
+	// Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys are kept in the sandbox's database, so a restart does not lose them.
+	//
+	// The sandbox is shared, so each visitor gets a fair share of it. A visitor is its network: the /24 of an IPv4 address, the /64 of an IPv6 one. Key creation is rate limited per network; a key unused for a week (the operator can change that) is deleted with its inboxes and secrets; and when the sandbox, or your network, holds as many keys as it may, the least recently used key without unfinished work makes room. Only when every such key has work in progress is the answer 503 (for the sandbox) or 429 (for your network), with a `Retry-After` of when some work is due to end.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3268,7 +3355,7 @@ type CreateExportResponse202Headers struct {
 	Location           *string
 	RateLimit          *string
 	RateLimitPolicy    *string
-	RetryAfter         *int
+	RetryAfter         *int32
 }
 
 // CreateExportResponse400Headers the declared response headers of an HTTP 400 response for CreateExport
@@ -3286,7 +3373,7 @@ type CreateExportResponse401Headers struct {
 type CreateExportResponse409Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // CreateExportResponse413Headers the declared response headers of an HTTP 413 response for CreateExport
@@ -3311,7 +3398,7 @@ type CreateExportResponse422Headers struct {
 type CreateExportResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // CreateExportResponse500Headers the declared response headers of an HTTP 500 response for CreateExport
@@ -3324,7 +3411,7 @@ type CreateExportResponse500Headers struct {
 type CreateExportResponse503Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 type CreateExportResponse struct {
@@ -3537,7 +3624,7 @@ func (r GetExportResponse) ContentType() string {
 // DownloadExportResponse200Headers the declared response headers of an HTTP 200 response for DownloadExport
 type DownloadExportResponse200Headers struct {
 	ContentDisposition *string
-	ContentLength      *int
+	ContentLength      *int64
 }
 
 // DownloadExportResponse401Headers the declared response headers of an HTTP 401 response for DownloadExport
@@ -3632,7 +3719,7 @@ type CreateImportResponse202Headers struct {
 	Location           *string
 	RateLimit          *string
 	RateLimitPolicy    *string
-	RetryAfter         *int
+	RetryAfter         *int32
 }
 
 // CreateImportResponse400Headers the declared response headers of an HTTP 400 response for CreateImport
@@ -3650,7 +3737,7 @@ type CreateImportResponse401Headers struct {
 type CreateImportResponse409Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // CreateImportResponse413Headers the declared response headers of an HTTP 413 response for CreateImport
@@ -3675,7 +3762,7 @@ type CreateImportResponse422Headers struct {
 type CreateImportResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // CreateImportResponse500Headers the declared response headers of an HTTP 500 response for CreateImport
@@ -3688,7 +3775,7 @@ type CreateImportResponse500Headers struct {
 type CreateImportResponse503Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 type CreateImportResponse struct {
@@ -3939,7 +4026,7 @@ type ListImportDeliveriesResponse422Headers struct {
 type ListImportDeliveriesResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // ListImportDeliveriesResponse500Headers the declared response headers of an HTTP 500 response for ListImportDeliveries
@@ -4052,7 +4139,7 @@ type RedeliverImportWebhookResponse202Headers struct {
 	Location           *string
 	RateLimit          *string
 	RateLimitPolicy    *string
-	RetryAfter         *int
+	RetryAfter         *int32
 }
 
 // RedeliverImportWebhookResponse400Headers the declared response headers of an HTTP 400 response for RedeliverImportWebhook
@@ -4076,7 +4163,7 @@ type RedeliverImportWebhookResponse404Headers struct {
 type RedeliverImportWebhookResponse409Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // RedeliverImportWebhookResponse410Headers the declared response headers of an HTTP 410 response for RedeliverImportWebhook
@@ -4095,7 +4182,7 @@ type RedeliverImportWebhookResponse422Headers struct {
 type RedeliverImportWebhookResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // RedeliverImportWebhookResponse500Headers the declared response headers of an HTTP 500 response for RedeliverImportWebhook
@@ -4108,7 +4195,7 @@ type RedeliverImportWebhookResponse500Headers struct {
 type RedeliverImportWebhookResponse503Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 type RedeliverImportWebhookResponse struct {
@@ -4338,7 +4425,7 @@ type GetJobResponse200Headers struct {
 	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // GetJobResponse303Headers the declared response headers of an HTTP 303 response for GetJob
@@ -4375,7 +4462,7 @@ type GetJobResponse422Headers struct {
 type GetJobResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // GetJobResponse500Headers the declared response headers of an HTTP 500 response for GetJob
@@ -4535,7 +4622,7 @@ type StreamJobEventsResponse422Headers struct {
 type StreamJobEventsResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // StreamJobEventsResponse500Headers the declared response headers of an HTTP 500 response for StreamJobEvents
@@ -4652,7 +4739,7 @@ type CreateReportResponse202Headers struct {
 	Location           *string
 	RateLimit          *string
 	RateLimitPolicy    *string
-	RetryAfter         *int
+	RetryAfter         *int32
 }
 
 // CreateReportResponse400Headers the declared response headers of an HTTP 400 response for CreateReport
@@ -4670,7 +4757,7 @@ type CreateReportResponse401Headers struct {
 type CreateReportResponse409Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // CreateReportResponse413Headers the declared response headers of an HTTP 413 response for CreateReport
@@ -4695,7 +4782,7 @@ type CreateReportResponse422Headers struct {
 type CreateReportResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // CreateReportResponse500Headers the declared response headers of an HTTP 500 response for CreateReport
@@ -4708,7 +4795,7 @@ type CreateReportResponse500Headers struct {
 type CreateReportResponse503Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 type CreateReportResponse struct {
@@ -4942,7 +5029,7 @@ type CreateInboxResponse401Headers struct {
 type CreateInboxResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // CreateInboxResponse500Headers the declared response headers of an HTTP 500 response for CreateInbox
@@ -5050,7 +5137,7 @@ type GetInboxResponse422Headers struct {
 type GetInboxResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // GetInboxResponse500Headers the declared response headers of an HTTP 500 response for GetInbox
@@ -5149,13 +5236,42 @@ func (r GetInboxResponse) ContentType() string {
 
 // ReceiveInboxDeliveryResponse204Headers the declared response headers of an HTTP 204 response for ReceiveInboxDelivery
 type ReceiveInboxDeliveryResponse204Headers struct {
-	Location   *string
-	RetryAfter *int
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
+}
+
+// ReceiveInboxDeliveryResponse404Headers the declared response headers of an HTTP 404 response for ReceiveInboxDelivery
+type ReceiveInboxDeliveryResponse404Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+// ReceiveInboxDeliveryResponse413Headers the declared response headers of an HTTP 413 response for ReceiveInboxDelivery
+type ReceiveInboxDeliveryResponse413Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+// ReceiveInboxDeliveryResponse429Headers the declared response headers of an HTTP 429 response for ReceiveInboxDelivery
+type ReceiveInboxDeliveryResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
+}
+
+// ReceiveInboxDeliveryResponse500Headers the declared response headers of an HTTP 500 response for ReceiveInboxDelivery
+type ReceiveInboxDeliveryResponse500Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 // ReceiveInboxDeliveryResponse503Headers the declared response headers of an HTTP 503 response for ReceiveInboxDelivery
 type ReceiveInboxDeliveryResponse503Headers struct {
-	RetryAfter *int
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
 }
 
 type ReceiveInboxDeliveryResponse struct {
@@ -5165,12 +5281,22 @@ type ReceiveInboxDeliveryResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *ReceiveInboxDeliveryResponse204Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ReceiveInboxDeliveryResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *ReceiveInboxDeliveryResponse413Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReceiveInboxDeliveryResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ReceiveInboxDeliveryResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ReceiveInboxDeliveryResponse503Headers
 }
@@ -5183,6 +5309,11 @@ func (r ReceiveInboxDeliveryResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
 func (r ReceiveInboxDeliveryResponse) GetApplicationproblemJSON413() *Problem {
 	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ReceiveInboxDeliveryResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -5343,7 +5474,7 @@ type ListInboxDeliveriesResponse422Headers struct {
 type ListInboxDeliveriesResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // ListInboxDeliveriesResponse500Headers the declared response headers of an HTTP 500 response for ListInboxDeliveries
@@ -5467,7 +5598,7 @@ type StreamInboxEventsResponse422Headers struct {
 type StreamInboxEventsResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // StreamInboxEventsResponse500Headers the declared response headers of an HTTP 500 response for StreamInboxEvents
@@ -5567,7 +5698,7 @@ type CreateSandboxKeyResponse201Headers struct {
 type CreateSandboxKeyResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 // CreateSandboxKeyResponse500Headers the declared response headers of an HTTP 500 response for CreateSandboxKey
@@ -5580,7 +5711,7 @@ type CreateSandboxKeyResponse500Headers struct {
 type CreateSandboxKeyResponse503Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
-	RetryAfter      *int
+	RetryAfter      *int32
 }
 
 type CreateSandboxKeyResponse struct {
@@ -5891,13 +6022,15 @@ func (c *ClientWithResponses) CreateImportWithResponse(ctx context.Context, para
 
 // GetImportWithResponse Get a finished import
 //
-// The result of an import: how many rows were imported, and each rejected row with the reason. This is where the status monitor's 303 points. Before the job succeeded this answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its outcome is import.failed).
+// The result of an import: how many rows were imported, and the rejected rows with the reason for each, a page at a time. This is where the status monitor's 303 points. Before the job succeeded this answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its outcome is import.failed).
+//
+// `rejected` lists at most `page_size` rows (100 unless you ask for up to 1,000); `rejected_count` counts them all. When there are more, pass `next_page_token` as `page_token` to get the next page, with the same `page_size`; the last page has no `next_page_token`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/imports/{id} (the `GetImport` operationId).
-func (c *ClientWithResponses) GetImportWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetImportResponse, error) {
-	rsp, err := c.GetImport(ctx, id, reqEditors...)
+func (c *ClientWithResponses) GetImportWithResponse(ctx context.Context, id string, params *GetImportParams, reqEditors ...RequestEditorFn) (*GetImportResponse, error) {
+	rsp, err := c.GetImport(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -5980,7 +6113,7 @@ func (c *ClientWithResponses) GetJobWithResponse(ctx context.Context, id string,
 // - `id:` rises with every change; reconnect with `Last-Event-ID` (EventSource does this by itself) to resume after it.
 // - A comment line (`: keep-alive`) every 15 s keeps idle connections open through proxies; `retry:` suggests 2 s between reconnects.
 //
-// Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you already have it, the answer is 204 No Content, which stops a browser from reconnecting. Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once (the operator can change that).
+// Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you already have it, the answer is 204 No Content, which stops a browser from reconnecting. Streams last at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once, the keys of one network 100 and every copy of the sandbox 5,000 (the operator can change these).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6044,7 +6177,7 @@ func (c *ClientWithResponses) GetReportWithResponse(ctx context.Context, id stri
 
 // CreateInboxWithResponse Create a webhook inbox
 //
-// Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries.
+// Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes (creating a 21st drops the oldest), and each inbox its 100 newest deliveries; an inbox that receives nothing for a day (by default) expires.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6076,6 +6209,8 @@ func (c *ClientWithResponses) GetInboxWithResponse(ctx context.Context, id strin
 //
 // The inbox's callback URL: the sandbox's webhooks arrive here (you can POST here too, to see how a hand-made signature fares). No API key: the unguessable inbox id is the credential. Answers 204, or what a behaviour set with PUT .../behaviour asks for.
 //
+// Deliveries you send are rate limited per inbox and per sending network (its /24 or /64), with 429 and the RateLimit headers beyond them; the sandbox's own webhooks are not. What inboxes store is bounded: 100 deliveries per inbox, and a byte budget shared by all inboxes (past it the oldest deliveries of the inbox holding most are dropped); an inbox that received nothing and was not changed for a day (by default) expires.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/sandbox/inboxes/{id} (the `ReceiveInboxDelivery` operationId).
@@ -6090,6 +6225,8 @@ func (c *ClientWithResponses) ReceiveInboxDeliveryWithBodyWithResponse(ctx conte
 // ReceiveInboxDeliveryWithResponse Deliver a webhook to an inbox
 //
 // The inbox's callback URL: the sandbox's webhooks arrive here (you can POST here too, to see how a hand-made signature fares). No API key: the unguessable inbox id is the credential. Answers 204, or what a behaviour set with PUT .../behaviour asks for.
+//
+// Deliveries you send are rate limited per inbox and per sending network (its /24 or /64), with 429 and the RateLimit headers beyond them; the sandbox's own webhooks are not. What inboxes store is bounded: 100 deliveries per inbox, and a byte budget shared by all inboxes (past it the oldest deliveries of the inbox holding most are dropped); an inbox that received nothing and was not changed for a day (by default) expires.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6164,7 +6301,9 @@ func (c *ClientWithResponses) StreamInboxEventsWithResponse(ctx context.Context,
 
 // CreateSandboxKeyWithResponse Get a sandbox API key
 //
-// Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys are kept in the sandbox's database, so a restart does not lose them. Limited per client address.
+// Issues a new API key for the sandbox; no sign-up. Every other operation needs it as `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them. Keys are kept in the sandbox's database, so a restart does not lose them.
+//
+// The sandbox is shared, so each visitor gets a fair share of it. A visitor is its network: the /24 of an IPv4 address, the /64 of an IPv6 one. Key creation is rate limited per network; a key unused for a week (the operator can change that) is deleted with its inboxes and secrets; and when the sandbox, or your network, holds as many keys as it may, the least recently used key without unfinished work makes room. Only when every such key has work in progress is the answer 503 (for the sandbox) or 429 (for your network), with a `Retry-After` of when some work is due to end.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6332,8 +6471,8 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -6383,8 +6522,8 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -6458,8 +6597,8 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -6499,8 +6638,8 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -6654,8 +6793,8 @@ func ParseDownloadExportResponse(rsp *http.Response) (*DownloadExportResponse, e
 			headers.ContentDisposition = &value
 		}
 		if values := rsp.Header.Values("Content-Length"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Length", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Length", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			}
 			headers.ContentLength = &value
@@ -6801,8 +6940,8 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -6852,8 +6991,8 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -6927,8 +7066,8 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -6968,8 +7107,8 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -7229,8 +7368,8 @@ func ParseListImportDeliveriesResponse(rsp *http.Response) (*ListImportDeliverie
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -7383,8 +7522,8 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -7451,8 +7590,8 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -7509,8 +7648,8 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -7550,8 +7689,8 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -7757,8 +7896,8 @@ func ParseGetJobResponse(rsp *http.Response) (*GetJobResponse, error) {
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -7866,8 +8005,8 @@ func ParseGetJobResponse(rsp *http.Response) (*GetJobResponse, error) {
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -8093,8 +8232,8 @@ func ParseStreamJobEventsResponse(rsp *http.Response) (*StreamJobEventsResponse,
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -8247,8 +8386,8 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -8298,8 +8437,8 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -8373,8 +8512,8 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -8414,8 +8553,8 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -8610,8 +8749,8 @@ func ParseCreateInboxResponse(rsp *http.Response) (*CreateInboxResponse, error) 
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -8790,8 +8929,8 @@ func ParseGetInboxResponse(rsp *http.Response) (*GetInboxResponse, error) {
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -8850,6 +8989,13 @@ func ParseReceiveInboxDeliveryResponse(rsp *http.Response) (*ReceiveInboxDeliver
 		}
 		response.ApplicationproblemJSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8876,19 +9022,122 @@ func ParseReceiveInboxDeliveryResponse(rsp *http.Response) (*ReceiveInboxDeliver
 			}
 			headers.Location = &value
 		}
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
 		}
 		response.Headers204 = &headers
+	case rsp.StatusCode == 404:
+		var headers ReceiveInboxDeliveryResponse404Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers ReceiveInboxDeliveryResponse413Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 429:
+		var headers ReceiveInboxDeliveryResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ReceiveInboxDeliveryResponse500Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ReceiveInboxDeliveryResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -9134,8 +9383,8 @@ func ParseListInboxDeliveriesResponse(rsp *http.Response) (*ListInboxDeliveriesR
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -9293,8 +9542,8 @@ func ParseStreamInboxEventsResponse(rsp *http.Response) (*StreamInboxEventsRespo
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -9401,8 +9650,8 @@ func ParseCreateSandboxKeyResponse(rsp *http.Response) (*CreateSandboxKeyRespons
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -9442,8 +9691,8 @@ func ParseCreateSandboxKeyResponse(rsp *http.Response) (*CreateSandboxKeyRespons
 			headers.RateLimitPolicy = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value

@@ -10,12 +10,19 @@ import (
 )
 
 var regexMap = map[string]ogenregex.Regexp{
+	"^[0-9]+$":                     ogenregex.MustCompile("^[0-9]+$"),
+	"^[0-9a-f]{64}$":               ogenregex.MustCompile("^[0-9a-f]{64}$"),
 	"^[A-Za-z0-9][A-Za-z0-9._-]*$": ogenregex.MustCompile("^[A-Za-z0-9][A-Za-z0-9._-]*$"),
+	"^[A-Za-z0-9_-]+$":             ogenregex.MustCompile("^[A-Za-z0-9_-]+$"),
+	"^[a-z][a-z0-9_]*$":            ogenregex.MustCompile("^[a-z][a-z0-9_]*$"),
 	"^exp_[a-z0-9]+$":              ogenregex.MustCompile("^exp_[a-z0-9]+$"),
 	"^imp_[a-z0-9]+$":              ogenregex.MustCompile("^imp_[a-z0-9]+$"),
 	"^inb_[a-z0-9]+$":              ogenregex.MustCompile("^inb_[a-z0-9]+$"),
 	"^job_[a-z0-9]+$":              ogenregex.MustCompile("^job_[a-z0-9]+$"),
+	"^msg_[A-Za-z0-9]+$":           ogenregex.MustCompile("^msg_[A-Za-z0-9]+$"),
 	"^rpt_[a-z0-9]+$":              ogenregex.MustCompile("^rpt_[a-z0-9]+$"),
+	"^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$": ogenregex.MustCompile("^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$"),
+	"^whsec_[A-Za-z0-9+/=]+$":                    ogenregex.MustCompile("^whsec_[A-Za-z0-9+/=]+$"),
 }
 
 type (

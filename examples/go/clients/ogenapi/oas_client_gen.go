@@ -64,7 +64,8 @@ type Invoker interface {
 	// Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its
 	// `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a
 	// step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes
-	// (creating a 21st drops the oldest), and each inbox its 100 newest deliveries.
+	// (creating a 21st drops the oldest), and each inbox its 100 newest deliveries; an inbox that receives
+	// nothing for a day (by default) expires.
 	//
 	// POST /v1/sandbox/inboxes
 	CreateInbox(ctx context.Context) (CreateInboxRes, error)
@@ -85,8 +86,14 @@ type Invoker interface {
 	//
 	// Issues a new API key for the sandbox; no sign-up. Every other operation needs it as
 	// `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them.
-	// Keys are kept in the sandbox's database, so a restart does not lose them. Limited per client
-	// address.
+	// Keys are kept in the sandbox's database, so a restart does not lose them.
+	//
+	// The sandbox is shared, so each visitor gets a fair share of it. A visitor is its network: the /24 of
+	// an IPv4 address, the /64 of an IPv6 one. Key creation is rate limited per network; a key unused for
+	// a week (the operator can change that) is deleted with its inboxes and secrets; and when the sandbox,
+	// or your network, holds as many keys as it may, the least recently used key without unfinished work
+	// makes room. Only when every such key has work in progress is the answer 503 (for the sandbox) or 429
+	// (for your network), with a `Retry-After` of when some work is due to end.
 	//
 	// POST /v1/sandbox/keys
 	CreateSandboxKey(ctx context.Context) (CreateSandboxKeyRes, error)
@@ -107,9 +114,14 @@ type Invoker interface {
 	GetExport(ctx context.Context, params GetExportParams) (GetExportRes, error)
 	// GetImport invokes getImport operation.
 	//
-	// The result of an import: how many rows were imported, and each rejected row with the reason. This is
-	// where the status monitor's 303 points. Before the job succeeded this answers 409 `result_not_ready`.
-	// An import whose every row was rejected still has a result here (its outcome is import.failed).
+	// The result of an import: how many rows were imported, and the rejected rows with the reason for
+	// each, a page at a time. This is where the status monitor's 303 points. Before the job succeeded this
+	// answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its
+	// outcome is import.failed).
+	//
+	// `rejected` lists at most `page_size` rows (100 unless you ask for up to 1,000); `rejected_count`
+	// counts them all. When there are more, pass `next_page_token` as `page_token` to get the next page,
+	// with the same `page_size`; the last page has no `next_page_token`.
 	//
 	// GET /v1/imports/{id}
 	GetImport(ctx context.Context, params GetImportParams) (GetImportRes, error)
@@ -178,6 +190,12 @@ type Invoker interface {
 	// hand-made signature fares). No API key: the unguessable inbox id is the credential. Answers 204, or
 	// what a behaviour set with PUT .../behaviour asks for.
 	//
+	// Deliveries you send are rate limited per inbox and per sending network (its /24 or /64), with 429
+	// and the RateLimit headers beyond them; the sandbox's own webhooks are not. What inboxes store is
+	// bounded: 100 deliveries per inbox, and a byte budget shared by all inboxes (past it the oldest
+	// deliveries of the inbox holding most are dropped); an inbox that received nothing and was not
+	// changed for a day (by default) expires.
+	//
 	// POST /v1/sandbox/inboxes/{id}
 	ReceiveInboxDelivery(ctx context.Context, request *ImportEvent, params ReceiveInboxDeliveryParams) (ReceiveInboxDeliveryRes, error)
 	// RedeliverImportWebhook invokes redeliverImportWebhook operation.
@@ -235,8 +253,8 @@ type Invoker interface {
 	//
 	// Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you
 	// already have it, the answer is 204 No Content, which stops a browser from reconnecting. Streams last
-	// at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once (the operator can
-	// change that).
+	// at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once, the keys of one
+	// network 100 and every copy of the sandbox 5,000 (the operator can change these).
 	//
 	// GET /v1/jobs/{id}/events
 	StreamJobEvents(ctx context.Context, params StreamJobEventsParams) (StreamJobEventsRes, error)
@@ -591,7 +609,8 @@ func (c *Client) sendCreateImport(ctx context.Context, request *ImportRequest, p
 // Creates a built-in webhook receiver, so you can watch webhooks arrive without a public URL. Pass its
 // `url` as the `callback_url` of an import; every delivery is stored with its headers, body and a
 // step-by-step check of its signature against your secrets. Each API key keeps its 20 newest inboxes
-// (creating a 21st drops the oldest), and each inbox its 100 newest deliveries.
+// (creating a 21st drops the oldest), and each inbox its 100 newest deliveries; an inbox that receives
+// nothing for a day (by default) expires.
 //
 // POST /v1/sandbox/inboxes
 func (c *Client) CreateInbox(ctx context.Context) (CreateInboxRes, error) {
@@ -771,8 +790,14 @@ func (c *Client) sendCreateReport(ctx context.Context, request *ReportRequest, p
 //
 // Issues a new API key for the sandbox; no sign-up. Every other operation needs it as
 // `Authorization: Bearer <key>`, and the jobs you start belong to it: another key cannot see them.
-// Keys are kept in the sandbox's database, so a restart does not lose them. Limited per client
-// address.
+// Keys are kept in the sandbox's database, so a restart does not lose them.
+//
+// The sandbox is shared, so each visitor gets a fair share of it. A visitor is its network: the /24 of
+// an IPv4 address, the /64 of an IPv6 one. Key creation is rate limited per network; a key unused for
+// a week (the operator can change that) is deleted with its inboxes and secrets; and when the sandbox,
+// or your network, holds as many keys as it may, the least recently used key without unfinished work
+// makes room. Only when every such key has work in progress is the answer 503 (for the sandbox) or 429
+// (for your network), with a `Retry-After` of when some work is due to end.
 //
 // POST /v1/sandbox/keys
 func (c *Client) CreateSandboxKey(ctx context.Context) (CreateSandboxKeyRes, error) {
@@ -1007,9 +1032,14 @@ func (c *Client) sendGetExport(ctx context.Context, params GetExportParams) (res
 
 // GetImport invokes getImport operation.
 //
-// The result of an import: how many rows were imported, and each rejected row with the reason. This is
-// where the status monitor's 303 points. Before the job succeeded this answers 409 `result_not_ready`.
-// An import whose every row was rejected still has a result here (its outcome is import.failed).
+// The result of an import: how many rows were imported, and the rejected rows with the reason for
+// each, a page at a time. This is where the status monitor's 303 points. Before the job succeeded this
+// answers 409 `result_not_ready`. An import whose every row was rejected still has a result here (its
+// outcome is import.failed).
+//
+// `rejected` lists at most `page_size` rows (100 unless you ask for up to 1,000); `rejected_count`
+// counts them all. When there are more, pass `next_page_token` as `page_token` to get the next page,
+// with the same `page_size`; the last page has no `next_page_token`.
 //
 // GET /v1/imports/{id}
 func (c *Client) GetImport(ctx context.Context, params GetImportParams) (GetImportRes, error) {
@@ -1041,6 +1071,43 @@ func (c *Client) sendGetImport(ctx context.Context, params GetImportParams) (res
 		pathParts[1] = encoded
 	}
 	uri.AddPathParts(u, pathParts[:]...)
+
+	q := uri.NewQueryEncoder()
+	{
+		// Encode "page_size" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "page_size",
+			Style:   uri.QueryStyleForm,
+			Explode: false,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.PageSize.Get(); ok {
+				return e.EncodeValue(conv.Int64ToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	{
+		// Encode "page_token" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "page_token",
+			Style:   uri.QueryStyleForm,
+			Explode: false,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.PageToken.Get(); ok {
+				return e.EncodeValue(conv.StringToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	u.RawQuery = q.Values().Encode()
 
 	r, err := ht.NewRequest(ctx, "GET", u)
 	if err != nil {
@@ -1678,6 +1745,12 @@ func (c *Client) sendListInboxDeliveries(ctx context.Context, params ListInboxDe
 // hand-made signature fares). No API key: the unguessable inbox id is the credential. Answers 204, or
 // what a behaviour set with PUT .../behaviour asks for.
 //
+// Deliveries you send are rate limited per inbox and per sending network (its /24 or /64), with 429
+// and the RateLimit headers beyond them; the sandbox's own webhooks are not. What inboxes store is
+// bounded: 100 deliveries per inbox, and a byte budget shared by all inboxes (past it the oldest
+// deliveries of the inbox holding most are dropped); an inbox that received nothing and was not
+// changed for a day (by default) expires.
+//
 // POST /v1/sandbox/inboxes/{id}
 func (c *Client) ReceiveInboxDelivery(ctx context.Context, request *ImportEvent, params ReceiveInboxDeliveryParams) (ReceiveInboxDeliveryRes, error) {
 	res, err := c.sendReceiveInboxDelivery(ctx, request, params)
@@ -2149,8 +2222,8 @@ func (c *Client) sendStreamInboxEvents(ctx context.Context, params StreamInboxEv
 //
 // Subscribing to a finished job sends its terminal event and ends; if `Last-Event-ID` shows you
 // already have it, the answer is 204 No Content, which stops a browser from reconnecting. Streams last
-// at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once (the operator can
-// change that).
+// at most 5 minutes (reconnect to go on), and an API key may hold 5 open at once, the keys of one
+// network 100 and every copy of the sandbox 5,000 (the operator can change these).
 //
 // GET /v1/jobs/{id}/events
 func (c *Client) StreamJobEvents(ctx context.Context, params StreamJobEventsParams) (StreamJobEventsRes, error) {

@@ -2723,6 +2723,12 @@ func (s *Import) encodeFields(e *jx.Encoder) {
 		e.Str(s.JobID)
 	}
 	{
+		if s.NextPageToken.Set {
+			e.FieldStart("next_page_token")
+			s.NextPageToken.Encode(e)
+		}
+	}
+	{
 		e.FieldStart("outcome")
 		s.Outcome.Encode(e)
 	}
@@ -2739,20 +2745,26 @@ func (s *Import) encodeFields(e *jx.Encoder) {
 		}
 	}
 	{
+		e.FieldStart("rejected_count")
+		e.Int64(s.RejectedCount)
+	}
+	{
 		e.FieldStart("total_rows")
 		e.Int64(s.TotalRows)
 	}
 }
 
-var jsonFieldsNameOfImport = [8]string{
+var jsonFieldsNameOfImport = [10]string{
 	0: "callback_url",
 	1: "deliveries_url",
 	2: "id",
 	3: "imported",
 	4: "job_id",
-	5: "outcome",
-	6: "rejected",
-	7: "total_rows",
+	5: "next_page_token",
+	6: "outcome",
+	7: "rejected",
+	8: "rejected_count",
+	9: "total_rows",
 }
 
 // Decode decodes Import from json.
@@ -2760,7 +2772,7 @@ func (s *Import) Decode(d *jx.Decoder) error {
 	if s == nil {
 		return errors.New("invalid: unable to decode Import to nil")
 	}
-	var requiredBitSet [1]uint8
+	var requiredBitSet [2]uint8
 
 	if err := d.ObjBytes(func(d *jx.Decoder, k []byte) error {
 		switch string(k) {
@@ -2820,8 +2832,18 @@ func (s *Import) Decode(d *jx.Decoder) error {
 			}(); err != nil {
 				return errors.Wrap(err, "decode field \"job_id\"")
 			}
+		case "next_page_token":
+			if err := func() error {
+				s.NextPageToken.Reset()
+				if err := s.NextPageToken.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"next_page_token\"")
+			}
 		case "outcome":
-			requiredBitSet[0] |= 1 << 5
+			requiredBitSet[0] |= 1 << 6
 			if err := func() error {
 				if err := s.Outcome.Decode(d); err != nil {
 					return err
@@ -2831,7 +2853,7 @@ func (s *Import) Decode(d *jx.Decoder) error {
 				return errors.Wrap(err, "decode field \"outcome\"")
 			}
 		case "rejected":
-			requiredBitSet[0] |= 1 << 6
+			requiredBitSet[0] |= 1 << 7
 			if err := func() error {
 				switch tt := d.Next(); tt {
 				case jx.Null:
@@ -2856,8 +2878,20 @@ func (s *Import) Decode(d *jx.Decoder) error {
 			}(); err != nil {
 				return errors.Wrap(err, "decode field \"rejected\"")
 			}
+		case "rejected_count":
+			requiredBitSet[1] |= 1 << 0
+			if err := func() error {
+				v, err := d.Int64()
+				s.RejectedCount = int64(v)
+				if err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"rejected_count\"")
+			}
 		case "total_rows":
-			requiredBitSet[0] |= 1 << 7
+			requiredBitSet[1] |= 1 << 1
 			if err := func() error {
 				v, err := d.Int64()
 				s.TotalRows = int64(v)
@@ -2877,8 +2911,9 @@ func (s *Import) Decode(d *jx.Decoder) error {
 	}
 	// Validate required fields.
 	var failures []validate.FieldError
-	for i, mask := range [1]uint8{
-		0b11111100,
+	for i, mask := range [2]uint8{
+		0b11011100,
+		0b00000011,
 	} {
 		if result := (requiredBitSet[i] & mask) ^ mask; result != 0 {
 			// Mask only required fields and check equality to mask using XOR.
@@ -5860,6 +5895,12 @@ func (s *Problem) encodeFields(e *jx.Encoder) {
 		}
 	}
 	{
+		if s.ErrorsOmitted.Set {
+			e.FieldStart("errors_omitted")
+			s.ErrorsOmitted.Encode(e)
+		}
+	}
+	{
 		if s.Instance.Set {
 			e.FieldStart("instance")
 			s.Instance.Encode(e)
@@ -5885,15 +5926,16 @@ func (s *Problem) encodeFields(e *jx.Encoder) {
 	}
 }
 
-var jsonFieldsNameOfProblem = [8]string{
+var jsonFieldsNameOfProblem = [9]string{
 	0: "code",
 	1: "detail",
 	2: "errors",
-	3: "instance",
-	4: "job_id",
-	5: "status",
-	6: "title",
-	7: "type",
+	3: "errors_omitted",
+	4: "instance",
+	5: "job_id",
+	6: "status",
+	7: "title",
+	8: "type",
 }
 
 // Decode decodes Problem from json.
@@ -5901,7 +5943,7 @@ func (s *Problem) Decode(d *jx.Decoder) error {
 	if s == nil {
 		return errors.New("invalid: unable to decode Problem to nil")
 	}
-	var requiredBitSet [1]uint8
+	var requiredBitSet [2]uint8
 
 	if err := d.ObjBytes(func(d *jx.Decoder, k []byte) error {
 		switch string(k) {
@@ -5937,6 +5979,16 @@ func (s *Problem) Decode(d *jx.Decoder) error {
 			}(); err != nil {
 				return errors.Wrap(err, "decode field \"errors\"")
 			}
+		case "errors_omitted":
+			if err := func() error {
+				s.ErrorsOmitted.Reset()
+				if err := s.ErrorsOmitted.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"errors_omitted\"")
+			}
 		case "instance":
 			if err := func() error {
 				s.Instance.Reset()
@@ -5958,7 +6010,7 @@ func (s *Problem) Decode(d *jx.Decoder) error {
 				return errors.Wrap(err, "decode field \"job_id\"")
 			}
 		case "status":
-			requiredBitSet[0] |= 1 << 5
+			requiredBitSet[0] |= 1 << 6
 			if err := func() error {
 				v, err := d.Int64()
 				s.Status = int64(v)
@@ -5970,7 +6022,7 @@ func (s *Problem) Decode(d *jx.Decoder) error {
 				return errors.Wrap(err, "decode field \"status\"")
 			}
 		case "title":
-			requiredBitSet[0] |= 1 << 6
+			requiredBitSet[0] |= 1 << 7
 			if err := func() error {
 				v, err := d.Str()
 				s.Title = string(v)
@@ -5982,7 +6034,7 @@ func (s *Problem) Decode(d *jx.Decoder) error {
 				return errors.Wrap(err, "decode field \"title\"")
 			}
 		case "type":
-			requiredBitSet[0] |= 1 << 7
+			requiredBitSet[1] |= 1 << 0
 			if err := func() error {
 				v, err := json.DecodeURI(d)
 				s.Type = v
@@ -6002,8 +6054,9 @@ func (s *Problem) Decode(d *jx.Decoder) error {
 	}
 	// Validate required fields.
 	var failures []validate.FieldError
-	for i, mask := range [1]uint8{
-		0b11100001,
+	for i, mask := range [2]uint8{
+		0b11000001,
+		0b00000001,
 	} {
 		if result := (requiredBitSet[i] & mask) ^ mask; result != 0 {
 			// Mask only required fields and check equality to mask using XOR.
@@ -6045,120 +6098,6 @@ func (s *Problem) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON implements stdjson.Unmarshaler.
 func (s *Problem) UnmarshalJSON(data []byte) error {
-	d := jx.DecodeBytes(data)
-	return s.Decode(d)
-}
-
-// Encode encodes ReceiveInboxDeliveryInternalServerError as json.
-func (s *ReceiveInboxDeliveryInternalServerError) Encode(e *jx.Encoder) {
-	unwrapped := (*Problem)(s)
-
-	unwrapped.Encode(e)
-}
-
-// Decode decodes ReceiveInboxDeliveryInternalServerError from json.
-func (s *ReceiveInboxDeliveryInternalServerError) Decode(d *jx.Decoder) error {
-	if s == nil {
-		return errors.New("invalid: unable to decode ReceiveInboxDeliveryInternalServerError to nil")
-	}
-	var unwrapped Problem
-	if err := func() error {
-		if err := unwrapped.Decode(d); err != nil {
-			return err
-		}
-		return nil
-	}(); err != nil {
-		return errors.Wrap(err, "alias")
-	}
-	*s = ReceiveInboxDeliveryInternalServerError(unwrapped)
-	return nil
-}
-
-// MarshalJSON implements stdjson.Marshaler.
-func (s *ReceiveInboxDeliveryInternalServerError) MarshalJSON() ([]byte, error) {
-	e := jx.Encoder{}
-	s.Encode(&e)
-	return e.Bytes(), nil
-}
-
-// UnmarshalJSON implements stdjson.Unmarshaler.
-func (s *ReceiveInboxDeliveryInternalServerError) UnmarshalJSON(data []byte) error {
-	d := jx.DecodeBytes(data)
-	return s.Decode(d)
-}
-
-// Encode encodes ReceiveInboxDeliveryNotFound as json.
-func (s *ReceiveInboxDeliveryNotFound) Encode(e *jx.Encoder) {
-	unwrapped := (*Problem)(s)
-
-	unwrapped.Encode(e)
-}
-
-// Decode decodes ReceiveInboxDeliveryNotFound from json.
-func (s *ReceiveInboxDeliveryNotFound) Decode(d *jx.Decoder) error {
-	if s == nil {
-		return errors.New("invalid: unable to decode ReceiveInboxDeliveryNotFound to nil")
-	}
-	var unwrapped Problem
-	if err := func() error {
-		if err := unwrapped.Decode(d); err != nil {
-			return err
-		}
-		return nil
-	}(); err != nil {
-		return errors.Wrap(err, "alias")
-	}
-	*s = ReceiveInboxDeliveryNotFound(unwrapped)
-	return nil
-}
-
-// MarshalJSON implements stdjson.Marshaler.
-func (s *ReceiveInboxDeliveryNotFound) MarshalJSON() ([]byte, error) {
-	e := jx.Encoder{}
-	s.Encode(&e)
-	return e.Bytes(), nil
-}
-
-// UnmarshalJSON implements stdjson.Unmarshaler.
-func (s *ReceiveInboxDeliveryNotFound) UnmarshalJSON(data []byte) error {
-	d := jx.DecodeBytes(data)
-	return s.Decode(d)
-}
-
-// Encode encodes ReceiveInboxDeliveryRequestEntityTooLarge as json.
-func (s *ReceiveInboxDeliveryRequestEntityTooLarge) Encode(e *jx.Encoder) {
-	unwrapped := (*Problem)(s)
-
-	unwrapped.Encode(e)
-}
-
-// Decode decodes ReceiveInboxDeliveryRequestEntityTooLarge from json.
-func (s *ReceiveInboxDeliveryRequestEntityTooLarge) Decode(d *jx.Decoder) error {
-	if s == nil {
-		return errors.New("invalid: unable to decode ReceiveInboxDeliveryRequestEntityTooLarge to nil")
-	}
-	var unwrapped Problem
-	if err := func() error {
-		if err := unwrapped.Decode(d); err != nil {
-			return err
-		}
-		return nil
-	}(); err != nil {
-		return errors.Wrap(err, "alias")
-	}
-	*s = ReceiveInboxDeliveryRequestEntityTooLarge(unwrapped)
-	return nil
-}
-
-// MarshalJSON implements stdjson.Marshaler.
-func (s *ReceiveInboxDeliveryRequestEntityTooLarge) MarshalJSON() ([]byte, error) {
-	e := jx.Encoder{}
-	s.Encode(&e)
-	return e.Bytes(), nil
-}
-
-// UnmarshalJSON implements stdjson.Unmarshaler.
-func (s *ReceiveInboxDeliveryRequestEntityTooLarge) UnmarshalJSON(data []byte) error {
 	d := jx.DecodeBytes(data)
 	return s.Decode(d)
 }

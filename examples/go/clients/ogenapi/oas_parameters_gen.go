@@ -54,6 +54,10 @@ type GetExportParams struct {
 type GetImportParams struct {
 	// The import id (import_id of the 202).
 	ID string
+	// How many rejected rows to list at most: 1 to 1,000, 100 when left out.
+	PageSize OptInt64 `json:",omitempty,omitzero"`
+	// The next_page_token of the previous page, to get the page after it; leave it out for the first page.
+	PageToken OptString `json:",omitempty,omitzero"`
 }
 
 // GetInboxParams is parameters of getInbox operation.

@@ -92,6 +92,33 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -174,6 +201,33 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 							wrapper.WWWAuthenticate.SetTo(wrapperDotWWWAuthenticateVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -486,6 +540,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -575,6 +656,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.Location.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     256,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -610,6 +718,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -649,6 +784,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -664,14 +826,14 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -692,8 +854,8 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -795,6 +957,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -830,6 +1019,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -916,6 +1132,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -1000,6 +1243,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -1037,6 +1307,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -1052,14 +1349,14 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -1080,8 +1377,8 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -1183,6 +1480,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -1218,6 +1542,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -1304,6 +1655,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -1339,6 +1717,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -1425,6 +1830,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -1460,6 +1892,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -1546,6 +2005,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -1583,6 +2069,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -1598,14 +2111,14 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -1626,8 +2139,8 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -1729,6 +2242,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -1764,6 +2304,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -1850,6 +2417,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -1887,6 +2481,33 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -1902,14 +2523,14 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -1930,8 +2551,8 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -2039,6 +2660,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -2128,6 +2776,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.Location.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     256,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -2163,6 +2838,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -2202,6 +2904,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -2217,14 +2946,14 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -2245,8 +2974,8 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -2348,6 +3077,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -2383,6 +3139,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -2469,6 +3252,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -2553,6 +3363,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -2590,6 +3427,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -2605,14 +3469,14 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -2633,8 +3497,8 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -2736,6 +3600,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -2771,6 +3662,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -2857,6 +3775,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -2892,6 +3837,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -2978,6 +3950,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -3013,6 +4012,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -3099,6 +4125,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -3136,6 +4189,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -3151,14 +4231,14 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -3179,8 +4259,8 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -3282,6 +4362,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -3317,6 +4424,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -3403,6 +4537,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -3440,6 +4601,33 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -3455,14 +4643,14 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -3483,8 +4671,8 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -3592,6 +4780,33 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -3627,6 +4842,33 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 							wrapper.Location.SetTo(wrapperDotLocationVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.Location.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     256,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -3666,6 +4908,33 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -3701,6 +4970,33 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -3787,6 +5083,33 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -3871,6 +5194,33 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -3908,6 +5258,33 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -3923,14 +5300,14 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -3951,8 +5328,8 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -4054,6 +5431,33 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -4089,6 +5493,33 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -4181,6 +5612,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -4270,6 +5728,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.Location.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     256,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -4305,6 +5790,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -4344,6 +5856,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -4359,14 +5898,14 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -4387,8 +5926,8 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -4490,6 +6029,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -4525,6 +6091,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -4611,6 +6204,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -4695,6 +6315,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -4732,6 +6379,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -4747,14 +6421,14 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -4775,8 +6449,8 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -4878,6 +6552,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -4913,6 +6614,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -4999,6 +6727,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -5034,6 +6789,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -5120,6 +6902,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -5155,6 +6964,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -5241,6 +7077,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -5278,6 +7141,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -5293,14 +7183,14 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -5321,8 +7211,8 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -5424,6 +7314,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -5459,6 +7376,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -5545,6 +7489,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -5582,6 +7553,33 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -5597,14 +7595,14 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -5625,8 +7623,8 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -5691,6 +7689,15 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 				}
 				return res, err
 			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
 			var wrapper SandboxKeyHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
@@ -5723,6 +7730,33 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -5760,6 +7794,33 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -5846,6 +7907,33 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -5883,6 +7971,33 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -5898,14 +8013,14 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -5926,8 +8041,8 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -6029,6 +8144,33 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -6064,6 +8206,33 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -6150,6 +8319,33 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -6187,6 +8383,33 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -6202,14 +8425,14 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -6230,8 +8453,8 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -6314,6 +8537,33 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.ContentDisposition.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -6329,14 +8579,14 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotContentLengthVal int
+							var wrapperDotContentLengthVal int64
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt64(val)
 								if err != nil {
 									return err
 								}
@@ -6349,6 +8599,31 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 							wrapper.ContentLength.SetTo(wrapperDotContentLengthVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.ContentLength.Get(); ok {
+								if err := func() error {
+									if err := (validate.Int{
+										MinSet:        true,
+										Min:           0,
+										MaxSet:        true,
+										Max:           16777216,
+										MinExclusive:  false,
+										MaxExclusive:  false,
+										MultipleOfSet: false,
+										MultipleOf:    0,
+										Pattern:       nil,
+									}).Validate(int64(value)); err != nil {
+										return errors.Wrap(err, "int")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -6400,6 +8675,33 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.ContentDisposition.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -6415,14 +8717,14 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotContentLengthVal int
+							var wrapperDotContentLengthVal int64
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt64(val)
 								if err != nil {
 									return err
 								}
@@ -6435,6 +8737,31 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 							wrapper.ContentLength.SetTo(wrapperDotContentLengthVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.ContentLength.Get(); ok {
+								if err := func() error {
+									if err := (validate.Int{
+										MinSet:        true,
+										Min:           0,
+										MaxSet:        true,
+										Max:           16777216,
+										MinExclusive:  false,
+										MaxExclusive:  false,
+										MultipleOfSet: false,
+										MultipleOf:    0,
+										Pattern:       nil,
+									}).Validate(int64(value)); err != nil {
+										return errors.Wrap(err, "int")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -6519,6 +8846,33 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 							wrapper.WWWAuthenticate.SetTo(wrapperDotWWWAuthenticateVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -6875,6 +9229,33 @@ func decodeGetExportResponse(resp *http.Response) (res GetExportRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -7183,6 +9564,33 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 							wrapper.WWWAuthenticate.SetTo(wrapperDotWWWAuthenticateVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -7495,6 +9903,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -7530,6 +9965,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 							wrapper.Location.SetTo(wrapperDotLocationVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.Location.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     256,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -7569,6 +10031,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -7604,6 +10093,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -7690,6 +10206,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -7774,6 +10317,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -7809,6 +10379,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -7895,6 +10492,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -7930,6 +10554,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -8016,6 +10667,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -8053,6 +10731,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -8068,14 +10773,14 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -8096,8 +10801,8 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -8199,6 +10904,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -8234,6 +10966,33 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -8326,6 +11085,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -8361,6 +11147,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 							wrapper.Location.SetTo(wrapperDotLocationVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.Location.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     256,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -8400,6 +11213,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -8437,6 +11277,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -8452,14 +11319,14 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -8480,8 +11347,8 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -8583,6 +11450,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.Location.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     256,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -8620,6 +11514,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -8655,6 +11576,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -8741,6 +11689,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -8825,6 +11800,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -8860,6 +11862,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -8946,6 +11975,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -8981,6 +12037,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -9067,6 +12150,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -9102,6 +12212,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -9188,6 +12325,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -9225,6 +12389,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -9240,14 +12431,14 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -9268,8 +12459,8 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -9371,6 +12562,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -9406,6 +12624,33 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -9454,6 +12699,15 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 					Err:         err,
 				}
 				return res, err
+			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
 			}
 			return &response, nil
 		default:
@@ -9531,6 +12785,33 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 							wrapper.WWWAuthenticate.SetTo(wrapperDotWWWAuthenticateVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -9800,6 +13081,15 @@ func decodeGetWebhookSecretResponse(resp *http.Response) (res GetWebhookSecretRe
 				}
 				return res, err
 			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
 			var wrapper WebhookSecretHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
@@ -9832,6 +13122,33 @@ func decodeGetWebhookSecretResponse(resp *http.Response) (res GetWebhookSecretRe
 							wrapper.CacheControl.SetTo(wrapperDotCacheControlVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -9916,6 +13233,33 @@ func decodeGetWebhookSecretResponse(resp *http.Response) (res GetWebhookSecretRe
 							wrapper.WWWAuthenticate.SetTo(wrapperDotWWWAuthenticateVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -10052,6 +13396,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -10089,6 +13460,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -10124,6 +13522,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -10210,6 +13635,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -10294,6 +13746,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -10329,6 +13808,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -10415,6 +13921,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -10450,6 +13983,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -10536,6 +14096,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -10571,6 +14158,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -10657,6 +14271,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -10694,6 +14335,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -10709,14 +14377,14 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -10737,8 +14405,8 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -10840,6 +14508,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -10875,6 +14570,33 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -10924,6 +14646,15 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 				}
 				return res, err
 			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
 			var wrapper InboxDeliveriesHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
@@ -10956,6 +14687,33 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 							wrapper.CacheControl.SetTo(wrapperDotCacheControlVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -10995,6 +14753,33 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -11030,6 +14815,33 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -11116,6 +14928,33 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -11200,6 +15039,33 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -11235,6 +15101,33 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -11321,6 +15214,33 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -11356,6 +15276,33 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -11442,6 +15389,33 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -11479,6 +15453,33 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -11494,14 +15495,14 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -11522,8 +15523,8 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -11625,6 +15626,33 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -11660,6 +15688,33 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -11713,10 +15768,165 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 					}); err != nil {
 						return err
 					}
+					if err := func() error {
+						if value, ok := wrapper.Location.Get(); ok {
+							if err := func() error {
+								if err := (validate.String{
+									MinLength:     0,
+									MinLengthSet:  false,
+									MaxLength:     256,
+									MaxLengthSet:  true,
+									Email:         false,
+									Hostname:      false,
+									Regex:         nil,
+									MinNumeric:    0,
+									MinNumericSet: false,
+									MaxNumeric:    0,
+									MaxNumericSet: false,
+								}).Validate(string(value)); err != nil {
+									return errors.Wrap(err, "string")
+								}
+								return nil
+							}(); err != nil {
+								return err
+							}
+						}
+						return nil
+					}(); err != nil {
+						return err
+					}
 				}
 				return nil
 			}(); err != nil {
 				return res, errors.Wrap(err, "parse Location header")
+			}
+		}
+		// Parse "RateLimit" header.
+		{
+			cfg := uri.HeaderParameterDecodingConfig{
+				Name:    "RateLimit",
+				Explode: false,
+			}
+			if err := func() error {
+				if err := h.HasParam(cfg); err == nil {
+					if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+						var wrapperDotRateLimitVal string
+						if err := func() error {
+							val, err := d.DecodeValue()
+							if err != nil {
+								return err
+							}
+
+							c, err := conv.ToString(val)
+							if err != nil {
+								return err
+							}
+
+							wrapperDotRateLimitVal = c
+							return nil
+						}(); err != nil {
+							return err
+						}
+						wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+						return nil
+					}); err != nil {
+						return err
+					}
+					if err := func() error {
+						if value, ok := wrapper.RateLimit.Get(); ok {
+							if err := func() error {
+								if err := (validate.String{
+									MinLength:     0,
+									MinLengthSet:  false,
+									MaxLength:     128,
+									MaxLengthSet:  true,
+									Email:         false,
+									Hostname:      false,
+									Regex:         nil,
+									MinNumeric:    0,
+									MinNumericSet: false,
+									MaxNumeric:    0,
+									MaxNumericSet: false,
+								}).Validate(string(value)); err != nil {
+									return errors.Wrap(err, "string")
+								}
+								return nil
+							}(); err != nil {
+								return err
+							}
+						}
+						return nil
+					}(); err != nil {
+						return err
+					}
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "parse RateLimit header")
+			}
+		}
+		// Parse "RateLimit-Policy" header.
+		{
+			cfg := uri.HeaderParameterDecodingConfig{
+				Name:    "RateLimit-Policy",
+				Explode: false,
+			}
+			if err := func() error {
+				if err := h.HasParam(cfg); err == nil {
+					if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+						var wrapperDotRateLimitPolicyVal string
+						if err := func() error {
+							val, err := d.DecodeValue()
+							if err != nil {
+								return err
+							}
+
+							c, err := conv.ToString(val)
+							if err != nil {
+								return err
+							}
+
+							wrapperDotRateLimitPolicyVal = c
+							return nil
+						}(); err != nil {
+							return err
+						}
+						wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+						return nil
+					}); err != nil {
+						return err
+					}
+					if err := func() error {
+						if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+							if err := func() error {
+								if err := (validate.String{
+									MinLength:     0,
+									MinLengthSet:  false,
+									MaxLength:     128,
+									MaxLengthSet:  true,
+									Email:         false,
+									Hostname:      false,
+									Regex:         nil,
+									MinNumeric:    0,
+									MinNumericSet: false,
+									MaxNumeric:    0,
+									MaxNumericSet: false,
+								}).Validate(string(value)); err != nil {
+									return errors.Wrap(err, "string")
+								}
+								return nil
+							}(); err != nil {
+								return err
+							}
+						}
+						return nil
+					}(); err != nil {
+						return err
+					}
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "parse RateLimit-Policy header")
 			}
 		}
 		// Parse "Retry-After" header.
@@ -11728,14 +15938,14 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 			if err := func() error {
 				if err := h.HasParam(cfg); err == nil {
 					if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-						var wrapperDotRetryAfterVal int
+						var wrapperDotRetryAfterVal int32
 						if err := func() error {
 							val, err := d.DecodeValue()
 							if err != nil {
 								return err
 							}
 
-							c, err := conv.ToInt(val)
+							c, err := conv.ToInt32(val)
 							if err != nil {
 								return err
 							}
@@ -11756,8 +15966,8 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 								if err := (validate.Int{
 									MinSet:        true,
 									Min:           0,
-									MaxSet:        false,
-									Max:           0,
+									MaxSet:        true,
+									Max:           86400,
 									MinExclusive:  false,
 									MaxExclusive:  false,
 									MultipleOfSet: false,
@@ -11796,7 +16006,7 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response ReceiveInboxDeliveryNotFound
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -11822,7 +16032,138 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper ReceiveInboxDeliveryNotFound
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -11840,7 +16181,7 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response ReceiveInboxDeliveryRequestEntityTooLarge
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -11866,7 +16207,375 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper ReceiveInboxDeliveryRequestEntityTooLarge
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			return &wrapper, nil
+		default:
+			return res, validate.InvalidContentType(ct)
+		}
+	case 429:
+		// Code 429.
+		ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if err != nil {
+			return res, errors.Wrap(err, "parse media type")
+		}
+		switch {
+		case ct == "application/problem+json":
+			buf, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return res, err
+			}
+			d := jx.DecodeBytes(buf)
+
+			var response Problem
+			if err := func() error {
+				if err := response.Decode(d); err != nil {
+					return err
+				}
+				if err := d.Skip(); err != io.EOF {
+					return errors.New("unexpected trailing data")
+				}
+				return nil
+			}(); err != nil {
+				err = &ogenerrors.DecodeBodyError{
+					ContentType: ct,
+					Body:        buf,
+					Err:         err,
+				}
+				return res, err
+			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
+			var wrapper ReceiveInboxDeliveryTooManyRequests
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Retry-After" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Retry-After",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRetryAfterVal int32
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToInt32(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRetryAfterVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RetryAfter.SetTo(wrapperDotRetryAfterVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RetryAfter.Get(); ok {
+								if err := func() error {
+									if err := (validate.Int{
+										MinSet:        true,
+										Min:           0,
+										MaxSet:        true,
+										Max:           86400,
+										MinExclusive:  false,
+										MaxExclusive:  false,
+										MultipleOfSet: false,
+										MultipleOf:    0,
+										Pattern:       nil,
+									}).Validate(int64(value)); err != nil {
+										return errors.Wrap(err, "int")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Retry-After header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -11884,7 +16593,7 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response ReceiveInboxDeliveryInternalServerError
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -11910,7 +16619,138 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper ReceiveInboxDeliveryInternalServerError
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -11954,9 +16794,137 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			var wrapper ReceiveInboxDeliveryServiceUnavailableHeaders
+			var wrapper ReceiveInboxDeliveryServiceUnavailable
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
 			// Parse "Retry-After" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -11966,14 +16934,14 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -11994,8 +16962,8 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -12103,6 +17071,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -12192,6 +17187,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.Location.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     256,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -12227,6 +17249,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -12266,6 +17315,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -12281,14 +17357,14 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -12309,8 +17385,8 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -12412,6 +17488,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -12447,6 +17550,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -12533,6 +17663,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -12617,6 +17774,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -12652,6 +17836,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -12738,6 +17949,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -12775,6 +18013,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -12790,14 +18055,14 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -12818,8 +18083,8 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -12921,6 +18186,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -12956,6 +18248,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -13042,6 +18361,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -13077,6 +18423,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -13163,6 +18536,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -13200,6 +18600,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -13215,14 +18642,14 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -13243,8 +18670,8 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -13346,6 +18773,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -13381,6 +18835,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -13467,6 +18948,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -13504,6 +19012,33 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -13519,14 +19054,14 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -13547,8 +19082,8 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -13613,6 +19148,15 @@ func decodeRotateWebhookSecretResponse(resp *http.Response) (res RotateWebhookSe
 				}
 				return res, err
 			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
 			var wrapper WebhookSecretHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
@@ -13645,6 +19189,33 @@ func decodeRotateWebhookSecretResponse(resp *http.Response) (res RotateWebhookSe
 							wrapper.CacheControl.SetTo(wrapperDotCacheControlVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -13729,6 +19300,33 @@ func decodeRotateWebhookSecretResponse(resp *http.Response) (res RotateWebhookSe
 							wrapper.WWWAuthenticate.SetTo(wrapperDotWWWAuthenticateVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -13865,6 +19463,33 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -13900,6 +19525,33 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 							wrapper.Location.SetTo(wrapperDotLocationVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.Location.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     256,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -14028,6 +19680,33 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 							wrapper.WWWAuthenticate.SetTo(wrapperDotWWWAuthenticateVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -14227,6 +19906,33 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -14262,6 +19968,33 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -14348,6 +20081,33 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -14432,6 +20192,33 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -14467,6 +20254,33 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -14553,6 +20367,33 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -14588,6 +20429,33 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -14674,6 +20542,33 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -14711,6 +20606,33 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -14726,14 +20648,14 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -14754,8 +20676,8 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -14857,6 +20779,33 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -14892,6 +20841,33 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -14959,6 +20935,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -14994,6 +20997,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -15041,6 +21071,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 					}); err != nil {
 						return err
 					}
+					if err := func() error {
+						if value, ok := wrapper.RateLimit.Get(); ok {
+							if err := func() error {
+								if err := (validate.String{
+									MinLength:     0,
+									MinLengthSet:  false,
+									MaxLength:     128,
+									MaxLengthSet:  true,
+									Email:         false,
+									Hostname:      false,
+									Regex:         nil,
+									MinNumeric:    0,
+									MinNumericSet: false,
+									MaxNumeric:    0,
+									MaxNumericSet: false,
+								}).Validate(string(value)); err != nil {
+									return errors.Wrap(err, "string")
+								}
+								return nil
+							}(); err != nil {
+								return err
+							}
+						}
+						return nil
+					}(); err != nil {
+						return err
+					}
 				}
 				return nil
 			}(); err != nil {
@@ -15076,6 +21133,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 						wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 						return nil
 					}); err != nil {
+						return err
+					}
+					if err := func() error {
+						if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+							if err := func() error {
+								if err := (validate.String{
+									MinLength:     0,
+									MinLengthSet:  false,
+									MaxLength:     128,
+									MaxLengthSet:  true,
+									Email:         false,
+									Hostname:      false,
+									Regex:         nil,
+									MinNumeric:    0,
+									MinNumericSet: false,
+									MaxNumeric:    0,
+									MaxNumericSet: false,
+								}).Validate(string(value)); err != nil {
+									return errors.Wrap(err, "string")
+								}
+								return nil
+							}(); err != nil {
+								return err
+							}
+						}
+						return nil
+					}(); err != nil {
 						return err
 					}
 				}
@@ -15159,6 +21243,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -15194,6 +21305,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -15280,6 +21418,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -15364,6 +21529,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -15399,6 +21591,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -15485,6 +21704,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -15520,6 +21766,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -15606,6 +21879,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -15641,6 +21941,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}
@@ -15727,6 +22054,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -15764,6 +22118,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -15779,14 +22160,14 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 				if err := func() error {
 					if err := h.HasParam(cfg); err == nil {
 						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
-							var wrapperDotRetryAfterVal int
+							var wrapperDotRetryAfterVal int32
 							if err := func() error {
 								val, err := d.DecodeValue()
 								if err != nil {
 									return err
 								}
 
-								c, err := conv.ToInt(val)
+								c, err := conv.ToInt32(val)
 								if err != nil {
 									return err
 								}
@@ -15807,8 +22188,8 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 									if err := (validate.Int{
 										MinSet:        true,
 										Min:           0,
-										MaxSet:        false,
-										Max:           0,
+										MaxSet:        true,
+										Max:           86400,
 										MinExclusive:  false,
 										MaxExclusive:  false,
 										MultipleOfSet: false,
@@ -15910,6 +22291,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 						}); err != nil {
 							return err
 						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
 					}
 					return nil
 				}(); err != nil {
@@ -15945,6 +22353,33 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
 							return nil
 						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
 							return err
 						}
 					}

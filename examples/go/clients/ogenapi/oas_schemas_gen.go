@@ -96,7 +96,7 @@ func (*CreateExportConflict) createExportRes() {}
 type CreateExportConflictHeaders struct {
 	RateLimit       OptString
 	RateLimitPolicy OptString
-	RetryAfter      OptInt
+	RetryAfter      OptInt32
 	Response        Problem
 }
 
@@ -111,7 +111,7 @@ func (s *CreateExportConflictHeaders) GetRateLimitPolicy() OptString {
 }
 
 // GetRetryAfter returns the value of RetryAfter.
-func (s *CreateExportConflictHeaders) GetRetryAfter() OptInt {
+func (s *CreateExportConflictHeaders) GetRetryAfter() OptInt32 {
 	return s.RetryAfter
 }
 
@@ -131,7 +131,7 @@ func (s *CreateExportConflictHeaders) SetRateLimitPolicy(val OptString) {
 }
 
 // SetRetryAfter sets the value of RetryAfter.
-func (s *CreateExportConflictHeaders) SetRetryAfter(val OptInt) {
+func (s *CreateExportConflictHeaders) SetRetryAfter(val OptInt32) {
 	s.RetryAfter = val
 }
 
@@ -295,7 +295,7 @@ type Deliveries struct {
 	// Every attempt, oldest first.
 	Attempts []DeliveryAttempt `json:"attempts"`
 	// Where the webhook goes.
-	CallbackURL OptString `json:"callback_url"`
+	CallbackURL OptURI `json:"callback_url"`
 	// The URL answered 410 Gone, so this API key sends it nothing more until it is re-enabled: by a
 	// redelivery (POST on this URL) or by a new import naming it as callback_url.
 	EndpointDisabled bool                   `json:"endpoint_disabled"`
@@ -315,7 +315,7 @@ func (s *Deliveries) GetAttempts() []DeliveryAttempt {
 }
 
 // GetCallbackURL returns the value of CallbackURL.
-func (s *Deliveries) GetCallbackURL() OptString {
+func (s *Deliveries) GetCallbackURL() OptURI {
 	return s.CallbackURL
 }
 
@@ -350,7 +350,7 @@ func (s *Deliveries) SetAttempts(val []DeliveryAttempt) {
 }
 
 // SetCallbackURL sets the value of CallbackURL.
-func (s *Deliveries) SetCallbackURL(val OptString) {
+func (s *Deliveries) SetCallbackURL(val OptURI) {
 	s.CallbackURL = val
 }
 
@@ -854,7 +854,7 @@ func (s DownloadExportOKApplicationXNdjson) Read(p []byte) (n int, err error) {
 // DownloadExportOKApplicationXNdjsonHeaders wraps DownloadExportOKApplicationXNdjson with response headers.
 type DownloadExportOKApplicationXNdjsonHeaders struct {
 	ContentDisposition OptString
-	ContentLength      OptInt
+	ContentLength      OptInt64
 	Response           DownloadExportOKApplicationXNdjson
 }
 
@@ -864,7 +864,7 @@ func (s *DownloadExportOKApplicationXNdjsonHeaders) GetContentDisposition() OptS
 }
 
 // GetContentLength returns the value of ContentLength.
-func (s *DownloadExportOKApplicationXNdjsonHeaders) GetContentLength() OptInt {
+func (s *DownloadExportOKApplicationXNdjsonHeaders) GetContentLength() OptInt64 {
 	return s.ContentLength
 }
 
@@ -879,7 +879,7 @@ func (s *DownloadExportOKApplicationXNdjsonHeaders) SetContentDisposition(val Op
 }
 
 // SetContentLength sets the value of ContentLength.
-func (s *DownloadExportOKApplicationXNdjsonHeaders) SetContentLength(val OptInt) {
+func (s *DownloadExportOKApplicationXNdjsonHeaders) SetContentLength(val OptInt64) {
 	s.ContentLength = val
 }
 
@@ -907,7 +907,7 @@ func (s DownloadExportOKTextCsv) Read(p []byte) (n int, err error) {
 // DownloadExportOKTextCsvHeaders wraps DownloadExportOKTextCsv with response headers.
 type DownloadExportOKTextCsvHeaders struct {
 	ContentDisposition OptString
-	ContentLength      OptInt
+	ContentLength      OptInt64
 	Response           DownloadExportOKTextCsv
 }
 
@@ -917,7 +917,7 @@ func (s *DownloadExportOKTextCsvHeaders) GetContentDisposition() OptString {
 }
 
 // GetContentLength returns the value of ContentLength.
-func (s *DownloadExportOKTextCsvHeaders) GetContentLength() OptInt {
+func (s *DownloadExportOKTextCsvHeaders) GetContentLength() OptInt64 {
 	return s.ContentLength
 }
 
@@ -932,7 +932,7 @@ func (s *DownloadExportOKTextCsvHeaders) SetContentDisposition(val OptString) {
 }
 
 // SetContentLength sets the value of ContentLength.
-func (s *DownloadExportOKTextCsvHeaders) SetContentLength(val OptInt) {
+func (s *DownloadExportOKTextCsvHeaders) SetContentLength(val OptInt64) {
 	s.ContentLength = val
 }
 
@@ -1417,7 +1417,9 @@ type FieldError struct {
 	Location OptString `json:"location"`
 	// What is wrong with it.
 	Message string `json:"message"`
-	// The value that was sent, when it helps.
+	// The value that was sent, when it helps: numbers and booleans as sent, strings cut to 200 bytes with
+	// an ellipsis, objects and arrays summarised by their size ("object with 4000 fields", "array of 87000
+	// items").
 	Value jx.Raw `json:"value"`
 }
 
@@ -1517,7 +1519,7 @@ type GetJobOKHeaders struct {
 	Location        OptString
 	RateLimit       OptString
 	RateLimitPolicy OptString
-	RetryAfter      OptInt
+	RetryAfter      OptInt32
 	Response        Job
 }
 
@@ -1542,7 +1544,7 @@ func (s *GetJobOKHeaders) GetRateLimitPolicy() OptString {
 }
 
 // GetRetryAfter returns the value of RetryAfter.
-func (s *GetJobOKHeaders) GetRetryAfter() OptInt {
+func (s *GetJobOKHeaders) GetRetryAfter() OptInt32 {
 	return s.RetryAfter
 }
 
@@ -1572,7 +1574,7 @@ func (s *GetJobOKHeaders) SetRateLimitPolicy(val OptString) {
 }
 
 // SetRetryAfter sets the value of RetryAfter.
-func (s *GetJobOKHeaders) SetRetryAfter(val OptInt) {
+func (s *GetJobOKHeaders) SetRetryAfter(val OptInt32) {
 	s.RetryAfter = val
 }
 
@@ -1693,21 +1695,27 @@ func (s *IdempotentReplayed) UnmarshalText(data []byte) error {
 
 // Ref: #/components/schemas/Import
 type Import struct {
-	CallbackURL OptString `json:"callback_url"`
+	CallbackURL OptURI `json:"callback_url"`
 	// The webhook's delivery log.
 	DeliveriesURL OptString `json:"deliveries_url"`
 	ID            string    `json:"id"`
 	Imported      int64     `json:"imported"`
 	JobID         string    `json:"job_id"`
+	// Pass it as page_token to get the next page of rejected rows; absent on the last page. Opaque: it
+	// stays valid as long as the import, and names a place in this import's rejections only.
+	NextPageToken OptString `json:"next_page_token"`
 	// The event type this import ended with: every row imported, some, or none.
 	Outcome ImportOutcome `json:"outcome"`
-	// Every rejected row, in request order.
-	Rejected  []RejectedRow `json:"rejected"`
-	TotalRows int64         `json:"total_rows"`
+	// This page of the rejected rows, in request order: at most page_size of them (100 unless you ask for
+	// another number).
+	Rejected []RejectedRow `json:"rejected"`
+	// Rows rejected, on every page.
+	RejectedCount int64 `json:"rejected_count"`
+	TotalRows     int64 `json:"total_rows"`
 }
 
 // GetCallbackURL returns the value of CallbackURL.
-func (s *Import) GetCallbackURL() OptString {
+func (s *Import) GetCallbackURL() OptURI {
 	return s.CallbackURL
 }
 
@@ -1731,6 +1739,11 @@ func (s *Import) GetJobID() string {
 	return s.JobID
 }
 
+// GetNextPageToken returns the value of NextPageToken.
+func (s *Import) GetNextPageToken() OptString {
+	return s.NextPageToken
+}
+
 // GetOutcome returns the value of Outcome.
 func (s *Import) GetOutcome() ImportOutcome {
 	return s.Outcome
@@ -1741,13 +1754,18 @@ func (s *Import) GetRejected() []RejectedRow {
 	return s.Rejected
 }
 
+// GetRejectedCount returns the value of RejectedCount.
+func (s *Import) GetRejectedCount() int64 {
+	return s.RejectedCount
+}
+
 // GetTotalRows returns the value of TotalRows.
 func (s *Import) GetTotalRows() int64 {
 	return s.TotalRows
 }
 
 // SetCallbackURL sets the value of CallbackURL.
-func (s *Import) SetCallbackURL(val OptString) {
+func (s *Import) SetCallbackURL(val OptURI) {
 	s.CallbackURL = val
 }
 
@@ -1771,6 +1789,11 @@ func (s *Import) SetJobID(val string) {
 	s.JobID = val
 }
 
+// SetNextPageToken sets the value of NextPageToken.
+func (s *Import) SetNextPageToken(val OptString) {
+	s.NextPageToken = val
+}
+
 // SetOutcome sets the value of Outcome.
 func (s *Import) SetOutcome(val ImportOutcome) {
 	s.Outcome = val
@@ -1779,6 +1802,11 @@ func (s *Import) SetOutcome(val ImportOutcome) {
 // SetRejected sets the value of Rejected.
 func (s *Import) SetRejected(val []RejectedRow) {
 	s.Rejected = val
+}
+
+// SetRejectedCount sets the value of RejectedCount.
+func (s *Import) SetRejectedCount(val int64) {
+	s.RejectedCount = val
 }
 
 // SetTotalRows sets the value of TotalRows.
@@ -2032,7 +2060,7 @@ type ImportAcceptedHeaders struct {
 	Location           OptString
 	RateLimit          OptString
 	RateLimitPolicy    OptString
-	RetryAfter         OptInt
+	RetryAfter         OptInt32
 	Response           ImportAccepted
 }
 
@@ -2062,7 +2090,7 @@ func (s *ImportAcceptedHeaders) GetRateLimitPolicy() OptString {
 }
 
 // GetRetryAfter returns the value of RetryAfter.
-func (s *ImportAcceptedHeaders) GetRetryAfter() OptInt {
+func (s *ImportAcceptedHeaders) GetRetryAfter() OptInt32 {
 	return s.RetryAfter
 }
 
@@ -2097,7 +2125,7 @@ func (s *ImportAcceptedHeaders) SetRateLimitPolicy(val OptString) {
 }
 
 // SetRetryAfter sets the value of RetryAfter.
-func (s *ImportAcceptedHeaders) SetRetryAfter(val OptInt) {
+func (s *ImportAcceptedHeaders) SetRetryAfter(val OptInt32) {
 	s.RetryAfter = val
 }
 
@@ -3139,7 +3167,7 @@ type JobHeaders struct {
 	Location           OptString
 	RateLimit          OptString
 	RateLimitPolicy    OptString
-	RetryAfter         OptInt
+	RetryAfter         OptInt32
 	Response           Job
 }
 
@@ -3169,7 +3197,7 @@ func (s *JobHeaders) GetRateLimitPolicy() OptString {
 }
 
 // GetRetryAfter returns the value of RetryAfter.
-func (s *JobHeaders) GetRetryAfter() OptInt {
+func (s *JobHeaders) GetRetryAfter() OptInt32 {
 	return s.RetryAfter
 }
 
@@ -3204,7 +3232,7 @@ func (s *JobHeaders) SetRateLimitPolicy(val OptString) {
 }
 
 // SetRetryAfter sets the value of RetryAfter.
-func (s *JobHeaders) SetRetryAfter(val OptInt) {
+func (s *JobHeaders) SetRetryAfter(val OptInt32) {
 	s.RetryAfter = val
 }
 
@@ -3777,38 +3805,38 @@ func (o OptInboxBehaviour) Or(d InboxBehaviour) InboxBehaviour {
 	return d
 }
 
-// NewOptInt returns new OptInt with value set to v.
-func NewOptInt(v int) OptInt {
-	return OptInt{
+// NewOptInt32 returns new OptInt32 with value set to v.
+func NewOptInt32(v int32) OptInt32 {
+	return OptInt32{
 		Value: v,
 		Set:   true,
 	}
 }
 
-// OptInt is optional int.
-type OptInt struct {
-	Value int
+// OptInt32 is optional int32.
+type OptInt32 struct {
+	Value int32
 	Set   bool
 }
 
-// IsSet returns true if OptInt was set.
-func (o OptInt) IsSet() bool { return o.Set }
+// IsSet returns true if OptInt32 was set.
+func (o OptInt32) IsSet() bool { return o.Set }
 
 // Reset unsets value.
-func (o *OptInt) Reset() {
-	var v int
+func (o *OptInt32) Reset() {
+	var v int32
 	o.Value = v
 	o.Set = false
 }
 
 // SetTo sets value to v.
-func (o *OptInt) SetTo(v int) {
+func (o *OptInt32) SetTo(v int32) {
 	o.Set = true
 	o.Value = v
 }
 
 // Get returns value and boolean that denotes whether value was set.
-func (o OptInt) Get() (v int, ok bool) {
+func (o OptInt32) Get() (v int32, ok bool) {
 	if !o.Set {
 		return v, false
 	}
@@ -3816,7 +3844,7 @@ func (o OptInt) Get() (v int, ok bool) {
 }
 
 // Or returns value if set, or given parameter if does not.
-func (o OptInt) Or(d int) int {
+func (o OptInt32) Or(d int32) int32 {
 	if v, ok := o.Get(); ok {
 		return v
 	}
@@ -4219,8 +4247,12 @@ type Problem struct {
 	Code string `json:"code"`
 	// What went wrong in this occurrence, in words a person can act on.
 	Detail OptString `json:"detail"`
-	// For validation problems: one entry per invalid field.
+	// For validation problems: one entry per invalid field, the first 20 when there are more
+	// (errors_omitted counts the others).
 	Errors OptNilFieldErrorArray `json:"errors"`
+	// How many errors there were beyond the 20 listed in errors; present only when some were left out. Fix
+	// the listed ones and send the request again to see the others.
+	ErrorsOmitted OptInt64 `json:"errors_omitted"`
 	// The request path or job that this occurrence is about.
 	Instance OptString `json:"instance"`
 	// The job this problem belongs to. Quote it when you contact support.
@@ -4247,6 +4279,11 @@ func (s *Problem) GetDetail() OptString {
 // GetErrors returns the value of Errors.
 func (s *Problem) GetErrors() OptNilFieldErrorArray {
 	return s.Errors
+}
+
+// GetErrorsOmitted returns the value of ErrorsOmitted.
+func (s *Problem) GetErrorsOmitted() OptInt64 {
+	return s.ErrorsOmitted
 }
 
 // GetInstance returns the value of Instance.
@@ -4287,6 +4324,11 @@ func (s *Problem) SetDetail(val OptString) {
 // SetErrors sets the value of Errors.
 func (s *Problem) SetErrors(val OptNilFieldErrorArray) {
 	s.Errors = val
+}
+
+// SetErrorsOmitted sets the value of ErrorsOmitted.
+func (s *Problem) SetErrorsOmitted(val OptInt64) {
+	s.ErrorsOmitted = val
 }
 
 // SetInstance sets the value of Instance.
@@ -4357,14 +4399,16 @@ func (s *ProblemHeaders) SetResponse(val Problem) {
 func (*ProblemHeaders) createInboxRes()      {}
 func (*ProblemHeaders) createSandboxKeyRes() {}
 
-type ReceiveInboxDeliveryInternalServerError Problem
+type ReceiveInboxDeliveryInternalServerError ProblemHeaders
 
 func (*ReceiveInboxDeliveryInternalServerError) receiveInboxDeliveryRes() {}
 
 // ReceiveInboxDeliveryNoContent is response for ReceiveInboxDelivery operation.
 type ReceiveInboxDeliveryNoContent struct {
-	Location   OptString
-	RetryAfter OptInt
+	Location        OptString
+	RateLimit       OptString
+	RateLimitPolicy OptString
+	RetryAfter      OptInt32
 }
 
 // GetLocation returns the value of Location.
@@ -4372,8 +4416,18 @@ func (s *ReceiveInboxDeliveryNoContent) GetLocation() OptString {
 	return s.Location
 }
 
+// GetRateLimit returns the value of RateLimit.
+func (s *ReceiveInboxDeliveryNoContent) GetRateLimit() OptString {
+	return s.RateLimit
+}
+
+// GetRateLimitPolicy returns the value of RateLimitPolicy.
+func (s *ReceiveInboxDeliveryNoContent) GetRateLimitPolicy() OptString {
+	return s.RateLimitPolicy
+}
+
 // GetRetryAfter returns the value of RetryAfter.
-func (s *ReceiveInboxDeliveryNoContent) GetRetryAfter() OptInt {
+func (s *ReceiveInboxDeliveryNoContent) GetRetryAfter() OptInt32 {
 	return s.RetryAfter
 }
 
@@ -4382,48 +4436,38 @@ func (s *ReceiveInboxDeliveryNoContent) SetLocation(val OptString) {
 	s.Location = val
 }
 
+// SetRateLimit sets the value of RateLimit.
+func (s *ReceiveInboxDeliveryNoContent) SetRateLimit(val OptString) {
+	s.RateLimit = val
+}
+
+// SetRateLimitPolicy sets the value of RateLimitPolicy.
+func (s *ReceiveInboxDeliveryNoContent) SetRateLimitPolicy(val OptString) {
+	s.RateLimitPolicy = val
+}
+
 // SetRetryAfter sets the value of RetryAfter.
-func (s *ReceiveInboxDeliveryNoContent) SetRetryAfter(val OptInt) {
+func (s *ReceiveInboxDeliveryNoContent) SetRetryAfter(val OptInt32) {
 	s.RetryAfter = val
 }
 
 func (*ReceiveInboxDeliveryNoContent) receiveInboxDeliveryRes() {}
 
-type ReceiveInboxDeliveryNotFound Problem
+type ReceiveInboxDeliveryNotFound ProblemHeaders
 
 func (*ReceiveInboxDeliveryNotFound) receiveInboxDeliveryRes() {}
 
-type ReceiveInboxDeliveryRequestEntityTooLarge Problem
+type ReceiveInboxDeliveryRequestEntityTooLarge ProblemHeaders
 
 func (*ReceiveInboxDeliveryRequestEntityTooLarge) receiveInboxDeliveryRes() {}
 
-// ReceiveInboxDeliveryServiceUnavailableHeaders wraps Problem with response headers.
-type ReceiveInboxDeliveryServiceUnavailableHeaders struct {
-	RetryAfter OptInt
-	Response   Problem
-}
+type ReceiveInboxDeliveryServiceUnavailable CreateExportConflictHeaders
 
-// GetRetryAfter returns the value of RetryAfter.
-func (s *ReceiveInboxDeliveryServiceUnavailableHeaders) GetRetryAfter() OptInt {
-	return s.RetryAfter
-}
+func (*ReceiveInboxDeliveryServiceUnavailable) receiveInboxDeliveryRes() {}
 
-// GetResponse returns the value of Response.
-func (s *ReceiveInboxDeliveryServiceUnavailableHeaders) GetResponse() Problem {
-	return s.Response
-}
+type ReceiveInboxDeliveryTooManyRequests CreateExportConflictHeaders
 
-// SetRetryAfter sets the value of RetryAfter.
-func (s *ReceiveInboxDeliveryServiceUnavailableHeaders) SetRetryAfter(val OptInt) {
-	s.RetryAfter = val
-}
-
-// SetResponse sets the value of Response.
-func (s *ReceiveInboxDeliveryServiceUnavailableHeaders) SetResponse(val Problem) {
-	s.Response = val
-}
-
-func (*ReceiveInboxDeliveryServiceUnavailableHeaders) receiveInboxDeliveryRes() {}
+func (*ReceiveInboxDeliveryTooManyRequests) receiveInboxDeliveryRes() {}
 
 // Ref: #/components/schemas/ReceivedSignature
 type ReceivedSignature struct {
@@ -4469,7 +4513,7 @@ type RedeliverImportWebhookAcceptedHeaders struct {
 	Location           OptString
 	RateLimit          OptString
 	RateLimitPolicy    OptString
-	RetryAfter         OptInt
+	RetryAfter         OptInt32
 	Response           Deliveries
 }
 
@@ -4499,7 +4543,7 @@ func (s *RedeliverImportWebhookAcceptedHeaders) GetRateLimitPolicy() OptString {
 }
 
 // GetRetryAfter returns the value of RetryAfter.
-func (s *RedeliverImportWebhookAcceptedHeaders) GetRetryAfter() OptInt {
+func (s *RedeliverImportWebhookAcceptedHeaders) GetRetryAfter() OptInt32 {
 	return s.RetryAfter
 }
 
@@ -4534,7 +4578,7 @@ func (s *RedeliverImportWebhookAcceptedHeaders) SetRateLimitPolicy(val OptString
 }
 
 // SetRetryAfter sets the value of RetryAfter.
-func (s *RedeliverImportWebhookAcceptedHeaders) SetRetryAfter(val OptInt) {
+func (s *RedeliverImportWebhookAcceptedHeaders) SetRetryAfter(val OptInt32) {
 	s.RetryAfter = val
 }
 
