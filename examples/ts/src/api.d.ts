@@ -134,6 +134,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List your jobs
+         * @description Every job this API key started that is still kept (not past its `expires_at`), newest first: the way back to a job whose id you lost, and with `status=failed` the jobs that failed, each with its `error` from the error catalog. Other keys' jobs never appear.
+         *
+         *     Filter with `status` and `kind`: repeat a parameter or separate its values with commas; values of one parameter are alternatives, and both parameters must match. Pages follow Google AIP-158: at most `page_size` jobs (20 unless you ask for 1 to 100); when more follow, `next_page_token` is not empty: pass it as `page_token`, with the same filters, for the next page. Pages are cut by position in the list (created_at, then id), not by offset, so jobs started while you page neither repeat nor push others onto the next page. A job's status may change between pages: a filtered list shows it as it was when its page was read.
+         *
+         *     Rate limited with the polling policy, like GET /v1/jobs/{id}.
+         */
+        get: operations["listJobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs/{id}": {
         parameters: {
             query?: never;
@@ -362,6 +386,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhooks that gave up (dead letters)
+         * @description This API key's webhooks that will not be sent again by themselves, most recent first: every attempt of the retry schedule failed, the callback URL answered 410 Gone (which disables it), its address was refused, or it was never sent at all (over this key's share of pending webhooks). Each says why (`last_error`, `last_attempt`), and `links.redeliver` is where to POST to send it again, once, with the same `webhook-id` (redeliverImportWebhook): it then leaves this list, and comes back if that attempt fails too.
+         *
+         *     A dead letter is kept as long as its delivery log (24 hours after its last attempt, unless the operator says otherwise). Pages work as in GET /v1/jobs (AIP-158): `page_size` 1 to 100 (20 by default), and `next_page_token`, empty on the last page. Rate limited with the polling policy.
+         */
+        get: operations["listWebhookDeadLetters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks/secret": {
         parameters: {
             query?: never;
@@ -479,6 +525,35 @@ export interface webhooks {
 }
 export interface components {
     schemas: {
+        DeadLetterLinks: {
+            /**
+             * Format: uri-reference
+             * @description GET: the import's whole delivery log.
+             * @example /v1/imports/imp_3u2k4v7qzbx6dcm5ey8f1hwra9/deliveries
+             */
+            deliveries: string;
+            /**
+             * Format: uri-reference
+             * @description The job's status monitor.
+             * @example /v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9
+             */
+            job: string;
+            /**
+             * Format: uri-reference
+             * @description POST (with an Idempotency-Key) to send the webhook again, once, with the same webhook-id: redeliverImportWebhook. Absent when there is nothing to send (a payload refused when it was made).
+             * @example /v1/imports/imp_3u2k4v7qzbx6dcm5ey8f1hwra9/deliveries
+             */
+            redeliver?: string;
+        };
+        DeadLetterList: {
+            /** @description This page of webhooks that gave up, the most recent first (by gave_up_at, then message_id). */
+            dead_letters: components["schemas"]["WebhookDeadLetter"][] | null;
+            /**
+             * @description Pass it as page_token to get the next page; empty on the last page. Opaque: do not build or change one.
+             * @example AQAAGNr2dxkAAAAAr4r9iG1zZ18yS1dQQmdMbEFmeGRweDJBSTU0cFBKODVmNFf8Y0z1oaH3qQ
+             */
+            next_page_token: string;
+        };
         Deliveries: {
             /** @description Every attempt, oldest first. */
             attempts: components["schemas"]["DeliveryAttempt"][] | null;
@@ -808,6 +883,11 @@ export interface components {
              */
             status_url: string;
             /**
+             * @description The trace that started the job: the Trace-Id of the request that accepted it. Its worker's runs and its webhook belong to the same trace. Quote it, with the job id, when you contact support.
+             * @example 4bf92f3577b34da6a3ce929d0e0e4736
+             */
+            trace_id?: string;
+            /**
              * Format: date-time
              * @description When the job last changed (RFC 3339).
              */
@@ -1057,10 +1137,24 @@ export interface components {
              */
             status_url: string;
             /**
+             * @description The trace that started the job: the Trace-Id of the request that accepted it. Its worker's runs and its webhook belong to the same trace. Quote it, with the job id, when you contact support.
+             * @example 4bf92f3577b34da6a3ce929d0e0e4736
+             */
+            trace_id?: string;
+            /**
              * Format: date-time
              * @description When the job last changed (RFC 3339).
              */
             updated_at: string;
+        };
+        JobList: {
+            /** @description This page of jobs, newest first (by created_at, then id): each the same object GET /v1/jobs/{id} answers. */
+            jobs: components["schemas"]["Job"][] | null;
+            /**
+             * @description Pass it as page_token, with the same filters, to get the next page; empty on the last page. Opaque: do not build or change one.
+             * @example AQAAGNr2dxkAAAAAr4r9iGpvYl8zdTJrNHY3cXpieDZkY201ZXk4ZjFod3JhOdk4zl9KTPd0
+             */
+            next_page_token: string;
         };
         Links: {
             /**
@@ -1119,6 +1213,11 @@ export interface components {
              * @example Request failed validation
              */
             title: string;
+            /**
+             * @description The trace of the request that got this answer, as in its Trace-Id header. Quote it when you contact support.
+             * @example 4bf92f3577b34da6a3ce929d0e0e4736
+             */
+            trace_id?: string;
             /**
              * Format: uri
              * @description URI of this problem's entry in the error catalog; open it in a browser for the explanation and what to do.
@@ -1269,6 +1368,57 @@ export interface components {
             name: string;
             ok: boolean;
         };
+        WebhookDeadLetter: {
+            /**
+             * Format: int64
+             * @description Automatic attempts made; 0 when it was never sent.
+             * @example 10
+             */
+            attempts: number;
+            /**
+             * Format: uri
+             * @description Where it was to go.
+             * @example https://example.com/webhooks/accepted
+             */
+            callback_url: string;
+            /**
+             * @example import.complete
+             * @enum {string}
+             */
+            event_type: "import.complete" | "import.partial" | "import.failed";
+            /**
+             * Format: date-time
+             * @description When its last attempt ended it (RFC 3339).
+             */
+            gave_up_at: string;
+            /** @example imp_3u2k4v7qzbx6dcm5ey8f1hwra9 */
+            import_id: string;
+            /**
+             * @description The job the webhook reports on.
+             * @example job_3u2k4v7qzbx6dcm5ey8f1hwra9
+             */
+            job_id: string;
+            /** @description Its last attempt, as the delivery log shows it. */
+            last_attempt?: components["schemas"]["DeliveryAttempt"];
+            /**
+             * @description Why its last attempt failed, or why it was never sent, for a person.
+             * @example receiver answered 503 Service Unavailable
+             */
+            last_error: string;
+            /** @description Where to go from here. */
+            links: components["schemas"]["DeadLetterLinks"];
+            /**
+             * @description The webhook-id every attempt carried; a redelivery carries it too.
+             * @example msg_2KWPBgLlAfxdpx2AI54pPJ85f4W
+             */
+            message_id: string;
+            /**
+             * @description failed: every attempt of the schedule failed, the address was refused, or it was never sent (see last_error). disabled: the URL answered 410 Gone, so this API key sends it nothing until it is re-enabled (a redelivery does that).
+             * @example failed
+             * @enum {string}
+             */
+            state: "failed" | "disabled";
+        };
         WebhookSecret: {
             /**
              * Format: date-time
@@ -1329,6 +1479,11 @@ export interface components {
          * @example 3
          */
         "Retry-After": number;
+        /**
+         * @description The trace of this request (W3C Trace Context trace id, 32 hex digits), on every answer. A request that sent a `traceparent` continues that trace. Quote it, with the job id, when you contact support: an operator finds the request, the job's worker runs and its webhook under it.
+         * @example 4bf92f3577b34da6a3ce929d0e0e4736
+         */
+        "Trace-Id": string;
     };
     pathItems: never;
 }
@@ -1363,6 +1518,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1374,6 +1530,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1383,6 +1540,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -1400,6 +1558,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1411,6 +1570,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1422,6 +1582,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1433,6 +1594,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1445,6 +1607,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1456,6 +1619,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1468,6 +1632,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1491,6 +1656,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1500,6 +1666,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -1514,6 +1681,7 @@ export interface operations {
             /** @description Resource not found */
             404: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1523,6 +1691,7 @@ export interface operations {
             /** @description Job expired */
             410: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1532,6 +1701,7 @@ export interface operations {
             /** @description Request failed validation */
             422: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1541,6 +1711,7 @@ export interface operations {
             /** @description Internal error */
             500: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1571,6 +1742,7 @@ export interface operations {
                     "Content-Disposition"?: string;
                     /** @description The file's size in bytes. */
                     "Content-Length"?: number;
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1586,6 +1758,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -1600,6 +1773,7 @@ export interface operations {
             /** @description Resource not found */
             404: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1609,6 +1783,7 @@ export interface operations {
             /** @description Result not ready */
             409: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1618,6 +1793,7 @@ export interface operations {
             /** @description Job expired */
             410: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1627,6 +1803,7 @@ export interface operations {
             /** @description Request failed validation */
             422: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1636,6 +1813,7 @@ export interface operations {
             /** @description Internal error */
             500: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1673,6 +1851,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1684,6 +1863,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1693,6 +1873,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -1710,6 +1891,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1721,6 +1903,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1732,6 +1915,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1743,6 +1927,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1755,6 +1940,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1766,6 +1952,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1778,6 +1965,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1806,6 +1994,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1815,6 +2004,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -1829,6 +2019,7 @@ export interface operations {
             /** @description Resource not found */
             404: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1838,6 +2029,7 @@ export interface operations {
             /** @description Result not ready */
             409: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1847,6 +2039,7 @@ export interface operations {
             /** @description Job expired */
             410: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1856,6 +2049,7 @@ export interface operations {
             /** @description Request failed validation */
             422: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1865,6 +2059,7 @@ export interface operations {
             /** @description Internal error */
             500: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1891,6 +2086,7 @@ export interface operations {
                     "Cache-Control"?: string;
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1900,6 +2096,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -1916,6 +2113,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1927,6 +2125,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1938,6 +2137,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1950,6 +2150,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1961,6 +2162,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1996,6 +2198,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2007,6 +2210,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2016,6 +2220,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -2032,6 +2237,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2044,6 +2250,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2055,6 +2262,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2066,6 +2274,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2078,6 +2287,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2089,6 +2299,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2101,6 +2312,93 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listJobs: {
+        parameters: {
+            query?: {
+                /** @description Only jobs in one of these statuses: repeat the parameter (status=failed&status=canceled) or separate values with commas (status=failed,canceled). All statuses when left out. */
+                status?: string[];
+                /** @description Only jobs of one of these kinds, repeated or comma-separated like status. All kinds when left out. With status too, a job must match both. */
+                kind?: string[];
+                /** @description How many items a page holds at most: 1 to 100, 20 when left out. Whether more follow is what next_page_token says, not the count. */
+                page_size?: number;
+                /** @description The next_page_token of the previous page, to get the page after it; leave it out for the first page. Send the same filters with it as with the first page (page_size may change). */
+                page_token?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Always no-store: the list changes as jobs do. */
+                    "Cache-Control"?: string;
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobList"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
+                    /**
+                     * @description The scheme to authenticate with: `Bearer`.
+                     * @example Bearer realm="accepted-sandbox"
+                     */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request failed validation */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2130,6 +2428,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2142,6 +2441,7 @@ export interface operations {
                     Location: components["headers"]["Location"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2151,6 +2451,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -2167,6 +2468,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2178,6 +2480,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2189,6 +2492,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2201,6 +2505,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2212,6 +2517,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2236,6 +2542,7 @@ export interface operations {
             200: {
                 headers: {
                     "Cache-Control"?: string;
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2245,6 +2552,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -2259,6 +2567,7 @@ export interface operations {
             /** @description Resource not found */
             404: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2268,6 +2577,7 @@ export interface operations {
             /** @description Job already finished */
             409: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2277,6 +2587,7 @@ export interface operations {
             /** @description Job expired */
             410: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2286,6 +2597,7 @@ export interface operations {
             /** @description Request failed validation */
             422: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2295,6 +2607,7 @@ export interface operations {
             /** @description Internal error */
             500: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2326,6 +2639,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2349,6 +2663,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2358,6 +2673,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2367,6 +2683,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -2383,6 +2700,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2394,6 +2712,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2405,6 +2724,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2417,6 +2737,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2428,6 +2749,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2465,6 +2787,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2476,6 +2799,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2485,6 +2809,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -2502,6 +2827,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2513,6 +2839,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2524,6 +2851,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2535,6 +2863,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2547,6 +2876,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2558,6 +2888,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2570,6 +2901,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2593,6 +2925,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2602,6 +2935,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -2616,6 +2950,7 @@ export interface operations {
             /** @description Resource not found */
             404: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2625,6 +2960,7 @@ export interface operations {
             /** @description Result not ready */
             409: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2634,6 +2970,7 @@ export interface operations {
             /** @description Job expired */
             410: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2643,6 +2980,7 @@ export interface operations {
             /** @description Request failed validation */
             422: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2652,6 +2990,7 @@ export interface operations {
             /** @description Internal error */
             500: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2676,6 +3015,7 @@ export interface operations {
                     Location: components["headers"]["Location"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2685,6 +3025,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -2702,6 +3043,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2713,6 +3055,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2740,6 +3083,7 @@ export interface operations {
                     Location: components["headers"]["Location"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2749,6 +3093,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -2765,6 +3110,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2776,6 +3122,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2788,6 +3135,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2799,6 +3147,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2831,6 +3180,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2840,6 +3190,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2851,6 +3202,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2863,6 +3215,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2874,6 +3227,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2886,6 +3240,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2915,6 +3270,7 @@ export interface operations {
                 headers: {
                     "Cache-Control"?: string;
                     Location: components["headers"]["Location"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2924,6 +3280,7 @@ export interface operations {
             /** @description Request could not be parsed */
             400: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2933,6 +3290,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -2947,6 +3305,7 @@ export interface operations {
             /** @description Resource not found */
             404: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2956,6 +3315,7 @@ export interface operations {
             /** @description Request failed validation */
             422: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2965,6 +3325,7 @@ export interface operations {
             /** @description Internal error */
             500: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2991,6 +3352,7 @@ export interface operations {
                     "Cache-Control"?: string;
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3000,6 +3362,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -3016,6 +3379,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3027,6 +3391,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3039,6 +3404,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3050,6 +3416,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3075,6 +3442,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3094,6 +3462,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -3110,6 +3479,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3121,6 +3491,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3133,6 +3504,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3144,6 +3516,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3166,6 +3539,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3178,6 +3552,7 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3189,6 +3564,7 @@ export interface operations {
                 headers: {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3201,6 +3577,89 @@ export interface operations {
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWebhookDeadLetters: {
+        parameters: {
+            query?: {
+                /** @description How many items a page holds at most: 1 to 100, 20 when left out. Whether more follow is what next_page_token says, not the count. */
+                page_size?: number;
+                /** @description The next_page_token of the previous page, to get the page after it; leave it out for the first page. Send the same filters with it as with the first page (page_size may change). */
+                page_token?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Always no-store: the list changes as deliveries do. */
+                    "Cache-Control"?: string;
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterList"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
+                    /**
+                     * @description The scheme to authenticate with: `Bearer`.
+                     * @example Bearer realm="accepted-sandbox"
+                     */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request failed validation */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3223,6 +3682,7 @@ export interface operations {
                 headers: {
                     /** @description no-store: a secret must not be cached. */
                     "Cache-Control"?: string;
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3232,6 +3692,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -3246,6 +3707,7 @@ export interface operations {
             /** @description Internal error */
             500: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3268,6 +3730,7 @@ export interface operations {
                 headers: {
                     /** @description no-store: a secret must not be cached. */
                     "Cache-Control"?: string;
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3277,6 +3740,7 @@ export interface operations {
             /** @description Missing or unknown API key */
             401: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     /**
                      * @description The scheme to authenticate with: `Bearer`.
                      * @example Bearer realm="accepted-sandbox"
@@ -3291,6 +3755,7 @@ export interface operations {
             /** @description Internal error */
             500: {
                 headers: {
+                    "Trace-Id": components["headers"]["Trace-Id"];
                     [name: string]: unknown;
                 };
                 content: {

@@ -30,6 +30,9 @@ type Engine interface {
 	Cancel(ctx context.Context, owner, id string) (jobs.Job, error)
 	Watch(ctx context.Context, owner, id string) (current jobs.Job, updates <-chan jobs.Job, stop func(), err error)
 	QueueRetryAfter() time.Duration
+	// List answers a page of an owner's jobs, newest first, and whether
+	// more follow.
+	List(ctx context.Context, q jobs.ListQuery) (page []jobs.Job, more bool, err error)
 }
 
 // Keys issues and checks API keys.
@@ -129,6 +132,7 @@ func fromSandbox(ctx context.Context) bool { b, _ := ctx.Value(sandboxKey{}).(bo
 func Config(title, version string) huma.Config {
 	cfg := huma.DefaultConfig(title, version)
 	cfg.CreateHooks = nil
+	cfg.Transformers = append(cfg.Transformers, traceProblems)
 	cfg.DocsPath = ""
 	cfg.SchemasPath = ""
 	cfg.Info.Description = "A live sandbox for asynchronous HTTP APIs built on `202 Accepted`. " +
@@ -163,11 +167,13 @@ func Register(api huma.API, d Deps) {
 	api.UseMiddleware(h.authenticate(api), h.rateLimit(api), h.idempotent(api))
 	h.registerKeys(api)
 	h.registerJobs(api)
+	h.registerJobList(api)
 	h.registerEvents(api)
 	h.registerReports(api)
 	h.registerExports(api)
 	h.registerImports(api)
 	h.registerWebhooks(api)
+	h.registerDeadLetters(api)
 	h.registerInbox(api)
 	h.registerInboxEvents(api)
 	h.addJobExamples(api)

@@ -33,6 +33,9 @@ func (s stubEngine) Cancel(context.Context, string, string) (jobs.Job, error) {
 	return jobs.Job{}, s.err
 }
 func (s stubEngine) QueueRetryAfter() time.Duration { return 7 * time.Second }
+func (s stubEngine) List(context.Context, jobs.ListQuery) ([]jobs.Job, bool, error) {
+	return nil, false, s.err
+}
 func (s stubEngine) Watch(context.Context, string, string) (jobs.Job, <-chan jobs.Job, func(), error) {
 	return jobs.Job{}, nil, func() {}, s.err
 }

@@ -32,6 +32,7 @@ type Job struct {
 	ResultURL                 string            `json:"result_url,omitempty" maxLength:"128" format:"uri-reference" doc:"Where the result is, once status is succeeded: the same URL as the Location of the monitor's 303." example:"/v1/reports/rpt_3u2k4v7qzbx6dcm5ey8f1hwra9"`
 	Error                     *problems.Problem `json:"error,omitempty" doc:"Why the job failed, once status is failed: an RFC 9457 problem whose type is an entry of the error catalog."`
 	Links                     Links             `json:"links" doc:"Where to go from here."`
+	TraceID                   string            `json:"trace_id,omitempty" minLength:"32" maxLength:"32" pattern:"^[0-9a-f]{32}$" doc:"The trace that started the job: the Trace-Id of the request that accepted it. Its worker's runs and its webhook belong to the same trace. Quote it, with the job id, when you contact support." example:"4bf92f3577b34da6a3ce929d0e0e4736"`
 }
 
 // Links are the related URLs of a job.
@@ -73,6 +74,7 @@ func (h *handlers) view(j jobs.Job) Job {
 		CreatedAt: j.CreatedAt.UTC(), UpdatedAt: j.UpdatedAt.UTC(),
 		EstimatedSecondsRemaining: int(math.Ceil(j.Remaining(now).Seconds())),
 		Links:                     Links{Self: statusURL(j.ID), Resource: resourceURL(j)},
+		TraceID:                   traceID(j.Trace),
 	}
 	if !j.StartedAt.IsZero() {
 		t := j.StartedAt.UTC()

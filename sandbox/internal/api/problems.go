@@ -112,6 +112,7 @@ func (h *handlers) problemFor(ctx context.Context, err error, instance string) *
 		be  bodyError
 		tr  tooManyRowsError
 		pt  pageTokenError
+		lt  listTokenError
 		ret = func(p *problems.Problem) *problems.Problem { return p.WithInstance(instance) }
 	)
 	switch {
@@ -158,6 +159,11 @@ func (h *handlers) problemFor(ctx context.Context, err error, instance string) *
 	case errors.As(err, &pt):
 		p := c.New(problems.ValidationFailed, "query.page_token: "+pt.Error()+"; pass a next_page_token this import gave, or leave page_token out for the first page.")
 		p.ListErrors([]*problems.FieldError{{Location: "query.page_token", Message: pt.Error()}})
+		return ret(p)
+	case errors.As(err, &lt):
+		p := c.New(problems.ValidationFailed, "query.page_token: this "+lt.Error()+". Pass the next_page_token of the previous page unchanged, "+
+			"with the same API key and filters, or leave page_token out to start again from the first page.")
+		p.ListErrors([]*problems.FieldError{{Location: "query.page_token", Message: lt.Error()}})
 		return ret(p)
 	case errors.As(err, &nr):
 		return ret(c.New(problems.ResultNotReady, "The job "+nr.job.ID+" is "+string(nr.job.Status)+", so there is no result here; poll "+statusURL(nr.job.ID)+".").
@@ -289,6 +295,7 @@ func jobProblem(c *problems.Catalog, j jobs.Job, fallback string) *problems.Prob
 
 // writeProblem writes p outside a handler (in middleware).
 func writeProblem(api huma.API, ctx huma.Context, p *problems.Problem) {
+	p = withTrace(ctx.Context(), p)
 	for k, vs := range p.GetHeaders() {
 		for _, v := range vs {
 			ctx.AppendHeader(k, v)

@@ -9,6 +9,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
+	"github.com/accepted-dev/accepted/sandbox/internal/telemetry"
 )
 
 // documentProblems lists, on op, every problem it can answer with: one
@@ -56,6 +57,7 @@ const (
 	headerRetryAfter      = "Retry-After"
 	headerReplayed        = "Idempotent-Replayed"
 	headerLocation        = "Location"
+	headerTraceID         = telemetry.TraceIDHeader
 )
 
 func sharedHeaders() map[string]*huma.Header {
@@ -78,6 +80,12 @@ func sharedHeaders() map[string]*huma.Header {
 			Schema:      &huma.Schema{Type: "string", Enum: []any{"true"}},
 			Example:     "true",
 		},
+		headerTraceID: {
+			Description: "The trace of this request (W3C Trace Context trace id, 32 hex digits), on every answer. A request that sent a `traceparent` continues that trace. " +
+				"Quote it, with the job id, when you contact support: an operator finds the request, the job's worker runs and its webhook under it.",
+			Schema:  &huma.Schema{Type: "string", Pattern: "^[0-9a-f]{32}$", MinLength: ptr(32), MaxLength: ptr(32)},
+			Example: "4bf92f3577b34da6a3ce929d0e0e4736",
+		},
 		headerLocation: {
 			Description: "Where to go next. On a 202: the status monitor to poll (the job's `status_url`). On the status monitor's 303: the result (the job's `result_url`). " +
 				"On an inbox's answers: its delivery list. A relative reference, resolved against the request URL.",
@@ -88,7 +96,8 @@ func sharedHeaders() map[string]*huma.Header {
 }
 
 // finishSpec makes the spec tell the whole truth about the answers, after
-// every operation is registered: the shared headers become references; an
+// every operation is registered: the shared headers become references;
+// every answer declares Trace-Id (the server's handler sets it); an
 // operation under a rate-limit policy declares RateLimit and
 // RateLimit-Policy on every answer the limiter sees (all but the 401 that
 // authentication gives first); every 409, 429 and 503 declares Retry-After;
@@ -127,6 +136,7 @@ func (h *handlers) finishSpec(api huma.API) {
 						hdr.Description, hdr.Schema.Description = hdr.Schema.Description, ""
 					}
 				}
+				r.Headers[headerTraceID] = ref(headerTraceID)
 				if policy != "" && status != "401" {
 					r.Headers[headerRateLimit], r.Headers[headerRateLimitPolicy] = ref(headerRateLimit), ref(headerRateLimitPolicy)
 				}

@@ -15,6 +15,7 @@ import (
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
 	"github.com/accepted-dev/accepted/sandbox/internal/simulate"
 	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
+	"github.com/accepted-dev/accepted/sandbox/internal/telemetry"
 )
 
 // MaxSimulatedSeconds bounds a scenario's duration.
@@ -119,7 +120,7 @@ func (h *handlers) accept(ctx context.Context, kind jobs.Kind, input any, plan j
 	if err != nil {
 		return nil, h.problemFor(ctx, fmt.Errorf("encoding %s input: %w", kind, err), instance)
 	}
-	spec := jobs.Spec{Kind: kind, Owner: owner(ctx), Network: network(ctx), Input: raw, Plan: plan}
+	spec := jobs.Spec{Kind: kind, Owner: owner(ctx), Network: network(ctx), Input: raw, Plan: plan, Trace: telemetry.TraceParent(ctx)}
 	if c, ok := ctx.Value(claimKey{}).(claim); ok && h.Idempotency != nil {
 		spec.Then = func(ctx context.Context, tx sqldb.Tx, j jobs.Job) error {
 			if err := h.fault("idempotency-link"); err != nil {

@@ -42,6 +42,9 @@ type WebhookService interface {
 	// webhooks.ErrAlreadyPending while an attempt is due,
 	// outbox.ErrNotSent when there is nothing to send yet.
 	Redeliver(ctx context.Context, owner, jobID string) (string, error)
+	// DeadLetters answers a page of owner's webhooks that gave up, newest
+	// first, after the cursor, and whether more follow.
+	DeadLetters(ctx context.Context, owner string, after outbox.DeadCursor, limit int) ([]outbox.DeadLetter, bool, error)
 	// InboxURL is the callback URL of an inbox.
 	InboxURL(id string) string
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/inbox"
 	"github.com/accepted-dev/accepted/sandbox/internal/keys"
+	"github.com/accepted-dev/accepted/sandbox/internal/outbox"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
 	"github.com/accepted-dev/accepted/sandbox/internal/secrets"
 )
@@ -105,6 +106,9 @@ func (fakeService) Deliveries(context.Context, string, string, string) (callback
 	return callbacks.Status{}, nil
 }
 func (fakeService) Redeliver(context.Context, string, string) (string, error) { return "", nil }
+func (fakeService) DeadLetters(context.Context, string, outbox.DeadCursor, int) ([]outbox.DeadLetter, bool, error) {
+	return nil, false, nil
+}
 func (fakeService) InboxURL(id string) string {
 	return "https://sandbox.example.com/v1/sandbox/inboxes/" + id
 }

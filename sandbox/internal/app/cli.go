@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
+	"github.com/accepted-dev/accepted/sandbox/internal/telemetry"
 )
 
 const usage = `Accepted sandbox: a live API that implements asynchronous 202 Accepted flows.
@@ -95,7 +96,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 			log.Warn("closing the database", "err", err)
 		}
 	}()
-	s, err := New(cfg, Deps{DB: db, Logger: log, Site: site})
+	tracing, err := telemetry.FromEnv(ctx, getenv, stderr, Version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(flush); err != nil {
+			log.Warn("sending the last spans", "err", err)
+		}
+	}()
+	if tracing.Exporter != "none" {
+		log.Info("tracing", "exporter", tracing.Exporter)
+	}
+	s, err := New(cfg, Deps{DB: db, Logger: log, Site: site, Tracing: tracing})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,9 @@ type Config struct {
 	MaxStreams int
 	// CORSOrigins may call the API from a browser on another origin.
 	CORSOrigins []string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (see proxy.go).
+	TrustedProxies []netip.Prefix
 	// PublicURL is where clients reach the sandbox (http://<addr> when
 	// empty): inbox URLs and the links in webhooks start with it.
 	PublicURL string
@@ -55,6 +59,8 @@ type Config struct {
 	RateLimits RateLimits
 	// Shares are the per-network shares and expiries (shares.go).
 	Shares FairShares
+	// Ops are the operator's listeners: metrics and River UI (ops.go).
+	Ops Ops
 }
 
 // DefaultDatabase is the SQLite file `serve` uses when -database is not
@@ -109,6 +115,11 @@ func bindFlags(fs *flag.FlagSet, cfg *Config, getenv func(string) string) (errs 
 		return nil
 	})
 	cfg.CORSOrigins = parseOrigins(env("CORS_ORIGINS", ""))
+	parse("TRUSTED_PROXIES", "", func(s string) (err error) { cfg.TrustedProxies, err = parsePrefixes(s); return })
+	fs.Func("trusted-proxies", "comma-separated `addresses` or CIDR prefixes of reverse proxies in front of the sandbox; from them the client's address is the rightmost X-Forwarded-For entry that is not a trusted proxy (env ACCEPTED_TRUSTED_PROXIES); empty: the TCP peer is the client", func(s string) (err error) {
+		cfg.TrustedProxies, err = parsePrefixes(s)
+		return err
+	})
 	fs.StringVar(&cfg.PublicURL, "public-url", env("PUBLIC_URL", ""), "`URL` clients reach the sandbox at, such as https://sandbox.example.com; inbox callback URLs and webhook links start with it (env ACCEPTED_PUBLIC_URL); empty: http://<addr>")
 	fs.StringVar(&cfg.Database, "database", env("DATABASE_URL", DefaultDatabase), "where state lives: a SQLite file `path`, memory (gone when the process ends), or postgres://user:pass@host/db for many replicas (env ACCEPTED_DATABASE_URL)")
 	parse("MIGRATE", "true", func(s string) (err error) { cfg.Migrate, err = strconv.ParseBool(s); return })
@@ -117,6 +128,7 @@ func bindFlags(fs *flag.FlagSet, cfg *Config, getenv func(string) string) (errs 
 	fs.BoolVar(&cfg.AllowPrivateCallbacks, "allow-private-callbacks", cfg.AllowPrivateCallbacks, "let webhooks reach loopback, private and link-local addresses, for local receivers; never on a public sandbox (env ACCEPTED_ALLOW_PRIVATE_CALLBACKS)")
 	bindRateFlags(fs, cfg, parse)
 	bindShareFlags(fs, cfg, parse)
+	bindOpsFlags(fs, cfg, env)
 	return func() error { return errors.Join(envErrs...) }
 }
 
@@ -133,6 +145,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("-workers, -queue-size, -max-keys, -max-jobs-per-key and -max-streams must be at least 1"))
 	}
 	if err := c.validateShares(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Ops.validate(c.Addr, c.Database); err != nil {
 		errs = append(errs, err)
 	}
 	if c.ShutdownTimeout < 0 {

@@ -586,13 +586,16 @@ func testConformance(t *testing.T, backend string) {
 
 	t.Run("shutdown_drains_and_keeps_unfinished_jobs", func(t *testing.T) {
 		cfg := testConfig()
-		cfg.TimeScale, cfg.ShutdownTimeout, cfg.DrainPeriod = 1, 2*time.Second, 2*time.Second
+		// The drain lasts long enough for the short job to be followed to
+		// its end on a loaded machine (the race detector, parallel
+		// packages); the long one outlasts drain and shutdown together.
+		cfg.TimeScale, cfg.ShutdownTimeout, cfg.DrainPeriod = 1, 2*time.Second, 5*time.Second
 		sd := runServing(t, cfg, seen, backend)
 		s, sigterm, stopped := sd.s, sd.sigterm, sd.stopped
 		kr := sd.do(t, http.MethodPost, "/v1/sandbox/keys", "", nil)
 		key, keyID := kr.json(t)["key"].(string), kr.json(t)["key_id"].(string)
 		short := sd.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 0.2}))
-		long := sd.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 4}))
+		long := sd.mustStart(t, key, "/v1/reports", reportBody(map[string]any{"duration_seconds": 12}))
 		sigterm()
 		// New jobs are refused, with a way back.
 		var refused response

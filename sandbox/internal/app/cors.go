@@ -10,7 +10,7 @@ import (
 // sandbox. The API authenticates with a bearer header, never cookies, so no
 // credentials mode is needed.
 var (
-	corsExpose  = "Location, Retry-After, RateLimit, RateLimit-Policy, Idempotent-Replayed, Content-Disposition, WWW-Authenticate"
+	corsExpose  = "Location, Retry-After, RateLimit, RateLimit-Policy, Idempotent-Replayed, Content-Disposition, WWW-Authenticate, Trace-Id"
 	corsHeaders = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
 	corsMethods = "GET, POST, PUT, DELETE"
 )

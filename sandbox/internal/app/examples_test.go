@@ -96,6 +96,7 @@ func TestExamples(t *testing.T) {
 		}
 	})
 	t.Run("producer", func(t *testing.T) { t.Parallel(); ex.producer(t) })
+	t.Run("stuck/curl", func(t *testing.T) { t.Parallel(); ex.stuck(t) })
 }
 
 // exCheck runs the checks of examples already started, each as a subtest:

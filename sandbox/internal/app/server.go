@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,8 +24,11 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
+	"github.com/accepted-dev/accepted/internal/staticfiles"
 	"github.com/accepted-dev/accepted/sandbox/internal/api"
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/exports"
@@ -38,6 +40,7 @@ import (
 	"github.com/accepted-dev/accepted/sandbox/internal/ratelimit"
 	"github.com/accepted-dev/accepted/sandbox/internal/reports"
 	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
+	"github.com/accepted-dev/accepted/sandbox/internal/telemetry"
 )
 
 // Version of the API, as published in the spec.
@@ -59,6 +62,9 @@ type Server struct {
 	keys    *keys.Store
 	handler http.Handler
 	hooks   *webhookParts // imports' webhooks, secrets and inboxes (webhooks.go)
+	metrics *telemetry.Metrics
+	tracing *telemetry.Tracing
+	ops     opsServers // the operator's listeners (ops.go)
 
 	draining atomic.Bool // a shutdown began: /readyz answers 503
 }
@@ -83,6 +89,12 @@ type Deps struct {
 	River func(*river.Config)
 	// Fault injects failures at named points, for tests (api.Deps.Fault).
 	Fault func(point string) error
+	// Registry is where the metrics are registered (served by
+	// -metrics-addr); nil makes a registry of the Server's own.
+	Registry *prometheus.Registry
+	// Tracing traces requests, job runs and webhooks (telemetry.FromEnv);
+	// nil records no spans but still gives every request a trace id.
+	Tracing *telemetry.Tracing
 
 	backend string // tests: the database newSandbox opens when DB is nil
 }
@@ -128,7 +140,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	d.Policies = cfg.Shares.inboxPolicies(d.Policies)
 	shares := cfg.Shares.withDefaults()
-	s := &Server{cfg: cfg, log: d.Logger, clock: d.Clock, db: d.DB, catalog: problems.New(cfg.DocsBase)}
+	s := &Server{cfg: cfg, log: d.Logger, clock: d.Clock, db: d.DB, catalog: problems.New(cfg.DocsBase), tracing: d.Tracing}
+	if s.tracing == nil {
+		s.tracing = telemetry.Untraced()
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s.metrics = telemetry.NewMetrics(d.Registry)
 	var err error
 	// Imports' webhooks, signing secrets and the built-in inbox (webhooks.go).
 	s.hooks, err = newWebhooks(cfg, d, s, func() http.Handler { return s.handler })
@@ -140,7 +159,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		Workers: cfg.Workers, QueueSize: cfg.QueueSize, Retention: cfg.Retention, MaxUnfinishedPerOwner: cfg.MaxJobsPerKey,
 		MaxUnfinishedPerNetwork: shares.JobsPerNetwork, GuaranteedPerOwner: shares.GuaranteedJobs,
 		Kinds:    map[jobs.Kind]jobs.Work{reports.Kind: reports.Work(), exports.Kind: exports.Work(), imports.Kind: imports.Work()},
-		OnFinish: []func(context.Context, sqldb.Tx, jobs.Job) error{s.hooks.onFinish},
+		OnFinish: []func(context.Context, sqldb.Tx, jobs.Job) error{s.hooks.onFinish, s.countFinish},
 		// A fake clock moves only when a test says: a job waiting for its
 		// next step looks at it often, so it notices promptly.
 		MaxSnooze: maxSnooze(d.Clock),
@@ -187,6 +206,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	rc.PeriodicJobs = append(append(s.engine.PeriodicJobs(), housekeepingJob()), hookJobs...)
 	name, qc := webhookQueue()
 	rc.Queues[name] = qc
+	// Job runs and deliveries join the trace of whatever queued them.
+	rc.Middleware = append(rc.Middleware, telemetry.NewRiverMiddleware(s.tracing.Provider, s.tracing.Propagator))
 	if d.River != nil {
 		d.River(rc)
 	}
@@ -198,14 +219,24 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.api = humago.New(mux, api.Config("Accepted sandbox", Version))
 	describe(s.api.OpenAPI(), cfg, publicURL(cfg))
 	api.Register(s.api, api.Deps{
-		Engine: s.engine, Keys: s.keys, Catalog: s.catalog,
+		Engine: countingEngine{s.engine, s.metrics}, Keys: s.keys, Catalog: s.catalog,
 		Clock: d.Clock, Logger: d.Logger.With("component", "api"), Scale: cfg.TimeScale,
-		Limiter: apiLimiter(s.limiter, cfg.RateLimits), Retention: cfg.Retention, Webhooks: s.hooks.api,
+		Limiter: countingLimiterOf(apiLimiter(s.limiter, cfg.RateLimits), s.metrics), Retention: cfg.Retention, Webhooks: s.hooks.api,
 		Idempotency: s.idem, IdempotencyTTL: idempotencyTTL, Fault: d.Fault,
 	})
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	s.handler = s.routes(mux, d.Site)
+	s.metrics.SetDepths(s.depths)
+	// Outermost: the request's span (continuing a traceparent sent), then
+	// its Trace-Id header and its metrics, by the route the mux matched.
+	s.handler = otelhttp.NewHandler(behindProxies(cfg.TrustedProxies, telemetry.Observe(s.metrics, s.routes(mux, d.Site))), "HTTP",
+		otelhttp.WithTracerProvider(s.tracing.Provider), otelhttp.WithPropagators(s.tracing.Propagator),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if r.Pattern != "" {
+				return r.Pattern
+			}
+			return r.Method
+		}))
 	return s, nil
 }
 
@@ -399,8 +430,14 @@ func (s *Server) notRouted(w http.ResponseWriter, r *http.Request, mux *http.Ser
 	writeProblem(w, api.ProblemFor(s.catalog, api.RouteError{Method: r.Method, Path: r.URL.Path, Allow: allow}, r.URL.Path))
 }
 
-// writeProblem answers p from a plain handler.
+// writeProblem answers p from a plain handler, with the trace id the
+// response names (telemetry.Observe set it).
 func writeProblem(w http.ResponseWriter, p *problems.Problem) {
+	if id := w.Header().Get(telemetry.TraceIDHeader); id != "" && p.TraceID == "" {
+		cp := *p
+		cp.TraceID = id
+		p = &cp
+	}
 	for k, vs := range p.GetHeaders() {
 		w.Header()[k] = vs
 	}
@@ -409,43 +446,14 @@ func writeProblem(w http.ResponseWriter, p *problems.Problem) {
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-// siteHandler serves the built site, with its own 404 page. It answers GET
+// siteHandler serves the built site (precompressed gzip and brotli, hashed
+// assets cached as immutable), with its own 404 page. It answers GET
 // and HEAD only (405 with Allow otherwise: files are not written through
 // the site), and never lists a directory: one without an index.html is
 // not a page, so it answers the 404 page.
 func siteHandler(site fs.FS) http.Handler {
-	files := http.FileServerFS(site)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			_, _ = io.WriteString(w, "405 Method Not Allowed: the site's pages answer GET and HEAD only. The API is under /v1/.\n")
-			return
-		}
-		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
-		if name == "" {
-			name = "."
-		}
-		info, err := fs.Stat(site, name)
-		if err == nil && info.IsDir() {
-			_, err = fs.Stat(site, path.Join(name, "index.html"))
-		}
-		if err != nil {
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.WriteHeader(http.StatusNotFound)
-			if page, err := fs.ReadFile(site, "404.html"); err == nil {
-				_, _ = w.Write(page)
-			} else {
-				_, _ = w.Write([]byte("<!doctype html><title>Not found</title><p>Not found.</p>"))
-			}
-			return
-		}
-		if strings.HasPrefix(name, "assets/") {
-			// Asset names carry a content hash, so they never change.
-			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		}
-		files.ServeHTTP(w, r)
+	return staticfiles.New(site, staticfiles.Options{
+		MethodNotAllowed: "405 Method Not Allowed: the site's pages answer GET and HEAD only. The API is under /v1/.",
 	})
 }
 
@@ -466,6 +474,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	}
 	if err := s.Start(bg); err != nil {
 		return err
+	}
+	if err := s.serveOps(bg); err != nil {
+		return errors.Join(err, s.shutdownOps(context.Background()), s.Close(context.Background()))
 	}
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -514,6 +525,9 @@ func (s *Server) shutdown(srv *http.Server, endStreams context.CancelFunc) error
 	defer cancelClose()
 	if serr := srv.Shutdown(closing); serr != nil {
 		err = errors.Join(err, fmt.Errorf("stopping the HTTP server: %w", serr))
+	}
+	if serr := s.shutdownOps(closing); serr != nil {
+		err = errors.Join(err, fmt.Errorf("stopping the operator listeners: %w", serr))
 	}
 	s.log.Info("stopped: unfinished jobs go on at the next start")
 	return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/api"
 	"github.com/accepted-dev/accepted/sandbox/internal/callbacks"
@@ -25,6 +26,7 @@ import (
 	"github.com/accepted-dev/accepted/sandbox/internal/safedial"
 	"github.com/accepted-dev/accepted/sandbox/internal/secrets"
 	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
+	"github.com/accepted-dev/accepted/sandbox/internal/webhooks"
 )
 
 // publicURL is cfg.PublicURL, or http://<addr> with a wildcard host
@@ -99,7 +101,10 @@ func newWebhooks(cfg Config, d Deps, s *Server, handler func() http.Handler) (*w
 		policy.Allow = func(netip.Addr) bool { return true }
 	}
 	client := policy.Client()
-	client.Transport = &inboxTransport{parts: p, handler: handler, next: client.Transport}
+	// Every attempt carries the traceparent of the run that makes it, in
+	// the trace of the request that started the job.
+	client.Transport = otelhttp.NewTransport(&inboxTransport{parts: p, handler: handler, next: client.Transport},
+		otelhttp.WithTracerProvider(s.tracing.Provider), otelhttp.WithPropagators(s.tracing.Propagator))
 	var maxSnooze time.Duration
 	if d.Clock != clock.Real() {
 		maxSnooze = webhookSnoozeFakeClock
@@ -111,7 +116,8 @@ func newWebhooks(cfg Config, d Deps, s *Server, handler func() http.Handler) (*w
 		MaxInFlightPerEndpoint: shares.WebhookWorkersPerEndpoint, MaxInFlightPerNetwork: shares.WebhookWorkersPerNetwork,
 		UserAgent: "Accepted-Sandbox-Webhooks/1 (+https://www.standardwebhooks.com)",
 		// Late: the service is made below, with this outbox.
-		Name: func(u string) string { return p.service.LogName(u) },
+		Name:      func(u string) string { return p.service.LogName(u) },
+		OnAttempt: func(a webhooks.Attempt) { s.metrics.WebhookAttempt(a.Outcome) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the webhook outbox: %w", err)

@@ -36,6 +36,9 @@ type Spec struct {
 	// (an idempotency record naming the job) commits with the job or not at
 	// all. It may be nil.
 	Then func(ctx context.Context, tx sqldb.Tx, j Job) error
+	// Trace is the traceparent of the request that asks for the job, kept
+	// as Job.Trace.
+	Trace string
 }
 
 // Config configures an Engine. Zero values take the documented defaults.
@@ -263,7 +266,7 @@ func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 	j := Job{
 		ID: NewID(), Kind: s.Kind, Owner: s.Owner, Network: s.Network, Status: StatusQueued,
 		CreatedAt: now, UpdatedAt: now, Expected: s.Plan.Expected(),
-		Input: cloneBytes(s.Input), Version: 1, Plan: s.Plan,
+		Input: cloneBytes(s.Input), Version: 1, Plan: s.Plan, Trace: s.Trace,
 	}
 	err = e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
 		ownerN, networkN, err := e.takeSlots(ctx, tx, j.Owner, j.Network, overflow)

@@ -146,6 +146,11 @@ type Job struct {
 	Plan   Plan      // how it runs
 	Step   int       // steps done
 	NextAt time.Time // when the next step is due, while processing
+
+	// Trace is the W3C traceparent of the request that started the job
+	// ("" when it had none), so an operator can find that trace from the
+	// job and a client can quote it.
+	Trace string
 }
 
 // Remaining estimates the time left: the full Expected while queued,

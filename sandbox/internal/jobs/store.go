@@ -14,7 +14,7 @@ import (
 
 const jobColumns = `id, owner, kind, status, percent, message, input, output, failure_code, failure_detail,
 	created_at, updated_at, started_at, finished_at, expires_at, expected, last_beat, version,
-	plan, step, next_at, river_id, tombstone, network`
+	plan, step, next_at, river_id, tombstone, network, trace_parent`
 
 // scanJob reads one row of jobColumns. tomb reports an expired job, of
 // which only ID, Owner and Kind are kept.
@@ -27,7 +27,7 @@ func scanJob(r sqldb.Row) (j Job, riverID int64, tomb bool, err error) {
 	)
 	err = r.Scan(&j.ID, &j.Owner, &kind, &status, &j.Percent, &j.Message, &j.Input, &j.Output, &code, &detail,
 		&created, &updated, &started, &finished, &expires, &expected, &beat, &j.Version,
-		&plan, &j.Step, &next, &riverID, &tombstone, &j.Network)
+		&plan, &j.Step, &next, &riverID, &tombstone, &j.Network, &j.Trace)
 	if err != nil {
 		return Job{}, 0, false, err
 	}
@@ -76,10 +76,10 @@ func insert(ctx context.Context, tx sqldb.Tx, j Job, riverID int64) error {
 	if err != nil {
 		return fmt.Errorf("jobs: encoding the plan: %w", err)
 	}
-	n, err := tx.Exec(ctx, `INSERT INTO jobs (id, owner, network, kind, status, input, created_at, updated_at, expected, version, plan, river_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+	n, err := tx.Exec(ctx, `INSERT INTO jobs (id, owner, network, kind, status, input, created_at, updated_at, expected, version, plan, river_id, trace_parent)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 		j.ID, j.Owner, j.Network, string(j.Kind), string(j.Status), j.Input, sqldb.Nanos(j.CreatedAt), sqldb.Nanos(j.UpdatedAt),
-		int64(j.Expected), j.Version, plan, riverID)
+		int64(j.Expected), j.Version, plan, riverID, j.Trace)
 	if err != nil {
 		return fmt.Errorf("jobs: inserting %s: %w", j.ID, err)
 	}

@@ -132,6 +132,9 @@ type Config struct {
 	// URL's query string or user info often carries a token, an inbox
 	// URL its credential. webhooks.RedactURL when nil.
 	Name func(url string) string
+	// OnAttempt, when set, is told of every attempt recorded (after its
+	// transaction committed), for metrics.
+	OnAttempt func(a webhooks.Attempt)
 }
 
 // Outbox stores webhooks and delivers them on River.

@@ -201,6 +201,9 @@ func (o *Outbox) attempt(ctx context.Context, riverID int64, id string) error {
 		return nil
 	}
 	o.logAttempt(ctx, m, a)
+	if o.cfg.OnAttempt != nil {
+		o.cfg.OnAttempt(a)
+	}
 	if a.Final {
 		return nil
 	}

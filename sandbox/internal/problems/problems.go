@@ -264,6 +264,7 @@ type Problem struct {
 	JobID         string        `json:"job_id,omitempty" maxLength:"64" doc:"The job this problem belongs to. Quote it when you contact support."`
 	Errors        []*FieldError `json:"errors,omitempty" maxItems:"20" doc:"For validation problems: one entry per invalid field, the first 20 when there are more (errors_omitted counts the others)."`
 	ErrorsOmitted int           `json:"errors_omitted,omitempty" minimum:"1" maximum:"10000000" doc:"How many errors there were beyond the 20 listed in errors; present only when some were left out. Fix the listed ones and send the request again to see the others." example:"3980"`
+	TraceID       string        `json:"trace_id,omitempty" minLength:"32" maxLength:"32" pattern:"^[0-9a-f]{32}$" doc:"The trace of the request that got this answer, as in its Trace-Id header. Quote it when you contact support." example:"4bf92f3577b34da6a3ce929d0e0e4736"`
 
 	header http.Header
 }

@@ -396,6 +396,74 @@ func (e SimulateOutcome) Valid() bool {
 	}
 }
 
+// Defines values for WebhookDeadLetterEventType.
+const (
+	WebhookDeadLetterEventTypeImportComplete WebhookDeadLetterEventType = "import.complete"
+	WebhookDeadLetterEventTypeImportFailed   WebhookDeadLetterEventType = "import.failed"
+	WebhookDeadLetterEventTypeImportPartial  WebhookDeadLetterEventType = "import.partial"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeadLetterEventType enum.
+func (e WebhookDeadLetterEventType) Valid() bool {
+	switch e {
+	case WebhookDeadLetterEventTypeImportComplete:
+		return true
+	case WebhookDeadLetterEventTypeImportFailed:
+		return true
+	case WebhookDeadLetterEventTypeImportPartial:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookDeadLetterState.
+const (
+	WebhookDeadLetterStateDisabled WebhookDeadLetterState = "disabled"
+	WebhookDeadLetterStateFailed   WebhookDeadLetterState = "failed"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeadLetterState enum.
+func (e WebhookDeadLetterState) Valid() bool {
+	switch e {
+	case WebhookDeadLetterStateDisabled:
+		return true
+	case WebhookDeadLetterStateFailed:
+		return true
+	default:
+		return false
+	}
+}
+
+// DeadLetterLinks defines model for DeadLetterLinks.
+type DeadLetterLinks struct {
+	// Deliveries GET: the import's whole delivery log.
+	//
+	// Examples: /v1/imports/imp_3u2k4v7qzbx6dcm5ey8f1hwra9/deliveries
+	Deliveries string `json:"deliveries"`
+
+	// Job The job's status monitor.
+	//
+	// Examples: /v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9
+	Job string `json:"job"`
+
+	// Redeliver POST (with an Idempotency-Key) to send the webhook again, once, with the same webhook-id: redeliverImportWebhook. Absent when there is nothing to send (a payload refused when it was made).
+	//
+	// Examples: /v1/imports/imp_3u2k4v7qzbx6dcm5ey8f1hwra9/deliveries
+	Redeliver *string `json:"redeliver,omitempty"`
+}
+
+// DeadLetterList defines model for DeadLetterList.
+type DeadLetterList struct {
+	// DeadLetters This page of webhooks that gave up, the most recent first (by gave_up_at, then message_id).
+	DeadLetters *[]WebhookDeadLetter `json:"dead_letters"`
+
+	// NextPageToken Pass it as page_token to get the next page; empty on the last page. Opaque: do not build or change one.
+	//
+	// Examples: AQAAGNr2dxkAAAAAr4r9iG1zZ18yS1dQQmdMbEFmeGRweDJBSTU0cFBKODVmNFf8Y0z1oaH3qQ
+	NextPageToken string `json:"next_page_token"`
+}
+
 // Deliveries defines model for Deliveries.
 type Deliveries struct {
 	// Attempts Every attempt, oldest first.
@@ -733,6 +801,11 @@ type ImportAccepted struct {
 	// Examples: /v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9
 	StatusUrl string `json:"status_url"`
 
+	// TraceId The trace that started the job: the Trace-Id of the request that accepted it. Its worker's runs and its webhook belong to the same trace. Quote it, with the job id, when you contact support.
+	//
+	// Examples: 4bf92f3577b34da6a3ce929d0e0e4736
+	TraceId *string `json:"trace_id,omitempty"`
+
 	// UpdatedAt When the job last changed (RFC 3339).
 	UpdatedAt time.Time `json:"updated_at"`
 
@@ -983,6 +1056,11 @@ type Job struct {
 	// Examples: /v1/jobs/job_3u2k4v7qzbx6dcm5ey8f1hwra9
 	StatusUrl string `json:"status_url"`
 
+	// TraceId The trace that started the job: the Trace-Id of the request that accepted it. Its worker's runs and its webhook belong to the same trace. Quote it, with the job id, when you contact support.
+	//
+	// Examples: 4bf92f3577b34da6a3ce929d0e0e4736
+	TraceId *string `json:"trace_id,omitempty"`
+
 	// UpdatedAt When the job last changed (RFC 3339).
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -996,6 +1074,17 @@ type JobKind string
 //
 // Examples: queued
 type JobStatus string
+
+// JobList defines model for JobList.
+type JobList struct {
+	// Jobs This page of jobs, newest first (by created_at, then id): each the same object GET /v1/jobs/{id} answers.
+	Jobs *[]Job `json:"jobs"`
+
+	// NextPageToken Pass it as page_token, with the same filters, to get the next page; empty on the last page. Opaque: do not build or change one.
+	//
+	// Examples: AQAAGNr2dxkAAAAAr4r9iGpvYl8zdTJrNHY3cXpieDZkY201ZXk4ZjFod3JhOdk4zl9KTPd0
+	NextPageToken string `json:"next_page_token"`
+}
 
 // Links defines model for Links.
 type Links struct {
@@ -1053,6 +1142,11 @@ type Problem struct {
 	//
 	// Examples: Request failed validation
 	Title string `json:"title"`
+
+	// TraceId The trace of the request that got this answer, as in its Trace-Id header. Quote it when you contact support.
+	//
+	// Examples: 4bf92f3577b34da6a3ce929d0e0e4736
+	TraceId *string `json:"trace_id,omitempty"`
 
 	// Type URI of this problem's entry in the error catalog; open it in a browser for the explanation and what to do.
 	//
@@ -1213,6 +1307,62 @@ type VerifyStep struct {
 	Ok     bool   `json:"ok"`
 }
 
+// WebhookDeadLetter defines model for WebhookDeadLetter.
+type WebhookDeadLetter struct {
+	// Attempts Automatic attempts made; 0 when it was never sent.
+	//
+	// Examples: 10
+	Attempts int64 `json:"attempts"`
+
+	// CallbackUrl Where it was to go.
+	//
+	// Examples: https://example.com/webhooks/accepted
+	CallbackUrl string `json:"callback_url"`
+
+	// EventType Examples: import.complete
+	EventType WebhookDeadLetterEventType `json:"event_type"`
+
+	// GaveUpAt When its last attempt ended it (RFC 3339).
+	GaveUpAt time.Time `json:"gave_up_at"`
+
+	// ImportId Examples: imp_3u2k4v7qzbx6dcm5ey8f1hwra9
+	ImportId string `json:"import_id"`
+
+	// JobId The job the webhook reports on.
+	//
+	// Examples: job_3u2k4v7qzbx6dcm5ey8f1hwra9
+	JobId string `json:"job_id"`
+
+	// LastAttempt Its last attempt, as the delivery log shows it.
+	LastAttempt *DeliveryAttempt `json:"last_attempt,omitempty"`
+
+	// LastError Why its last attempt failed, or why it was never sent, for a person.
+	//
+	// Examples: receiver answered 503 Service Unavailable
+	LastError string `json:"last_error"`
+
+	// Links Where to go from here.
+	Links DeadLetterLinks `json:"links"`
+
+	// MessageId The webhook-id every attempt carried; a redelivery carries it too.
+	//
+	// Examples: msg_2KWPBgLlAfxdpx2AI54pPJ85f4W
+	MessageId string `json:"message_id"`
+
+	// State failed: every attempt of the schedule failed, the address was refused, or it was never sent (see last_error). disabled: the URL answered 410 Gone, so this API key sends it nothing until it is re-enabled (a redelivery does that).
+	//
+	// Examples: failed
+	State WebhookDeadLetterState `json:"state"`
+}
+
+// WebhookDeadLetterEventType Examples: import.complete
+type WebhookDeadLetterEventType string
+
+// WebhookDeadLetterState failed: every attempt of the schedule failed, the address was refused, or it was never sent (see last_error). disabled: the URL answered 410 Gone, so this API key sends it nothing until it is re-enabled (a redelivery does that).
+//
+// Examples: failed
+type WebhookDeadLetterState string
+
 // WebhookSecret defines model for WebhookSecret.
 type WebhookSecret struct {
 	// CreatedAt When this secret was made.
@@ -1267,6 +1417,21 @@ type RedeliverImportWebhookParams struct {
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
+// ListJobsParams defines parameters for ListJobs.
+type ListJobsParams struct {
+	// Status Only jobs in one of these statuses: repeat the parameter (status=failed&status=canceled) or separate values with commas (status=failed,canceled). All statuses when left out.
+	Status *[]string `form:"status,omitempty" json:"status,omitempty"`
+
+	// Kind Only jobs of one of these kinds, repeated or comma-separated like status. All kinds when left out. With status too, a job must match both.
+	Kind *[]string `form:"kind,omitempty" json:"kind,omitempty"`
+
+	// PageSize How many items a page holds at most: 1 to 100, 20 when left out. Whether more follow is what next_page_token says, not the count.
+	PageSize *int64 `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// PageToken The next_page_token of the previous page, to get the page after it; leave it out for the first page. Send the same filters with it as with the first page (page_size may change).
+	PageToken *string `form:"page_token,omitempty" json:"page_token,omitempty"`
+}
+
 // StreamJobEventsParams defines parameters for StreamJobEvents.
 type StreamJobEventsParams struct {
 	// LastEventId The same as Last-Event-ID, for clients that cannot set headers.
@@ -1280,6 +1445,15 @@ type StreamJobEventsParams struct {
 type CreateReportParams struct {
 	// IdempotencyKey A key of your choosing (1 to 255 printable ASCII characters, such as a UUID) that makes retrying this POST safe: the same key with the same body replays the first response (the same job, marked `Idempotent-Replayed: true`) instead of starting another job. The same key with a different body is refused with 422 `idempotency_key_reused`; while the first request is still being handled, with 409 `idempotency_key_in_use`. Keys belong to your API key and are kept for 24 hours.
 	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
+}
+
+// ListWebhookDeadLettersParams defines parameters for ListWebhookDeadLetters.
+type ListWebhookDeadLettersParams struct {
+	// PageSize How many items a page holds at most: 1 to 100, 20 when left out. Whether more follow is what next_page_token says, not the count.
+	PageSize *int64 `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// PageToken The next_page_token of the previous page, to get the page after it; leave it out for the first page. Send the same filters with it as with the first page (page_size may change).
+	PageToken *string `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // ImportCompleteParams defines parameters for ImportComplete.
@@ -1512,6 +1686,17 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/imports/{id}/deliveries (the `RedeliverImportWebhook` operationId).
 	RedeliverImportWebhook(ctx context.Context, id string, params *RedeliverImportWebhookParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListJobs List your jobs
+	//
+	// Every job this API key started that is still kept (not past its `expires_at`), newest first: the way back to a job whose id you lost, and with `status=failed` the jobs that failed, each with its `error` from the error catalog. Other keys' jobs never appear.
+	//
+	// Filter with `status` and `kind`: repeat a parameter or separate its values with commas; values of one parameter are alternatives, and both parameters must match. Pages follow Google AIP-158: at most `page_size` jobs (20 unless you ask for 1 to 100); when more follow, `next_page_token` is not empty: pass it as `page_token`, with the same filters, for the next page. Pages are cut by position in the list (created_at, then id), not by offset, so jobs started while you page neither repeat nor push others onto the next page. A job's status may change between pages: a filtered list shows it as it was when its page was read.
+	//
+	// Rate limited with the polling policy, like GET /v1/jobs/{id}.
+	//
+	// Corresponds with GET /v1/jobs (the `ListJobs` operationId).
+	ListJobs(ctx context.Context, params *ListJobsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CancelJob Cancel a job
 	//
 	// Cancels a job that is `queued` or `processing`: the work stops and the job ends `canceled`, a terminal state. Answers 200 with the cancelled job. A job that already finished cannot be cancelled: 409 `job_already_finished`.
@@ -1652,6 +1837,15 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/sandbox/keys (the `CreateSandboxKey` operationId).
 	CreateSandboxKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListWebhookDeadLetters List webhooks that gave up (dead letters)
+	//
+	// This API key's webhooks that will not be sent again by themselves, most recent first: every attempt of the retry schedule failed, the callback URL answered 410 Gone (which disables it), its address was refused, or it was never sent at all (over this key's share of pending webhooks). Each says why (`last_error`, `last_attempt`), and `links.redeliver` is where to POST to send it again, once, with the same `webhook-id` (redeliverImportWebhook): it then leaves this list, and comes back if that attempt fails too.
+	//
+	// A dead letter is kept as long as its delivery log (24 hours after its last attempt, unless the operator says otherwise). Pages work as in GET /v1/jobs (AIP-158): `page_size` 1 to 100 (20 by default), and `next_page_token`, empty on the last page. Rate limited with the polling policy.
+	//
+	// Corresponds with GET /v1/webhooks/dead-letters (the `ListWebhookDeadLetters` operationId).
+	ListWebhookDeadLetters(ctx context.Context, params *ListWebhookDeadLettersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetWebhookSecret Get your webhook signing secret
 	//
@@ -1829,6 +2023,27 @@ func (c *Client) ListImportDeliveries(ctx context.Context, id string, reqEditors
 // Corresponds with POST /v1/imports/{id}/deliveries (the `RedeliverImportWebhook` operationId).
 func (c *Client) RedeliverImportWebhook(ctx context.Context, id string, params *RedeliverImportWebhookParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRedeliverImportWebhookRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListJobs List your jobs
+//
+// Every job this API key started that is still kept (not past its `expires_at`), newest first: the way back to a job whose id you lost, and with `status=failed` the jobs that failed, each with its `error` from the error catalog. Other keys' jobs never appear.
+//
+// Filter with `status` and `kind`: repeat a parameter or separate its values with commas; values of one parameter are alternatives, and both parameters must match. Pages follow Google AIP-158: at most `page_size` jobs (20 unless you ask for 1 to 100); when more follow, `next_page_token` is not empty: pass it as `page_token`, with the same filters, for the next page. Pages are cut by position in the list (created_at, then id), not by offset, so jobs started while you page neither repeat nor push others onto the next page. A job's status may change between pages: a filtered list shows it as it was when its page was read.
+//
+// Rate limited with the polling policy, like GET /v1/jobs/{id}.
+//
+// Corresponds with GET /v1/jobs (the `ListJobs` operationId).
+func (c *Client) ListJobs(ctx context.Context, params *ListJobsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListJobsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2120,6 +2335,25 @@ func (c *Client) StreamInboxEvents(ctx context.Context, id string, reqEditors ..
 // Corresponds with POST /v1/sandbox/keys (the `CreateSandboxKey` operationId).
 func (c *Client) CreateSandboxKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateSandboxKeyRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListWebhookDeadLetters List webhooks that gave up (dead letters)
+//
+// This API key's webhooks that will not be sent again by themselves, most recent first: every attempt of the retry schedule failed, the callback URL answered 410 Gone (which disables it), its address was refused, or it was never sent at all (over this key's share of pending webhooks). Each says why (`last_error`, `last_attempt`), and `links.redeliver` is where to POST to send it again, once, with the same `webhook-id` (redeliverImportWebhook): it then leaves this list, and comes back if that attempt fails too.
+//
+// A dead letter is kept as long as its delivery log (24 hours after its last attempt, unless the operator says otherwise). Pages work as in GET /v1/jobs (AIP-158): `page_size` 1 to 100 (20 by default), and `next_page_token`, empty on the last page. Rate limited with the polling policy.
+//
+// Corresponds with GET /v1/webhooks/dead-letters (the `ListWebhookDeadLetters` operationId).
+func (c *Client) ListWebhookDeadLetters(ctx context.Context, params *ListWebhookDeadLettersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListWebhookDeadLettersRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2493,6 +2727,96 @@ func NewRedeliverImportWebhookRequest(server string, id string, params *Redelive
 			req.Header.Set("Idempotency-Key", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewListJobsRequest constructs an http.Request for the ListJobs method
+func NewListJobsRequest(server string, params *ListJobsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/jobs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Kind != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "kind", *params.Kind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -2981,6 +3305,72 @@ func NewCreateSandboxKeyRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListWebhookDeadLettersRequest constructs an http.Request for the ListWebhookDeadLetters method
+func NewListWebhookDeadLettersRequest(server string, params *ListWebhookDeadLettersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/dead-letters")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetWebhookSecretRequest constructs an http.Request for the GetWebhookSecret method
 func NewGetWebhookSecretRequest(server string) (*http.Request, error) {
 	var err error
@@ -3170,6 +3560,19 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/imports/{id}/deliveries (the `RedeliverImportWebhook` operationId).
 	RedeliverImportWebhookWithResponse(ctx context.Context, id string, params *RedeliverImportWebhookParams, reqEditors ...RequestEditorFn) (*RedeliverImportWebhookResponse, error)
 
+	// ListJobsWithResponse List your jobs
+	//
+	// Every job this API key started that is still kept (not past its `expires_at`), newest first: the way back to a job whose id you lost, and with `status=failed` the jobs that failed, each with its `error` from the error catalog. Other keys' jobs never appear.
+	//
+	// Filter with `status` and `kind`: repeat a parameter or separate its values with commas; values of one parameter are alternatives, and both parameters must match. Pages follow Google AIP-158: at most `page_size` jobs (20 unless you ask for 1 to 100); when more follow, `next_page_token` is not empty: pass it as `page_token`, with the same filters, for the next page. Pages are cut by position in the list (created_at, then id), not by offset, so jobs started while you page neither repeat nor push others onto the next page. A job's status may change between pages: a filtered list shows it as it was when its page was read.
+	//
+	// Rate limited with the polling policy, like GET /v1/jobs/{id}.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/jobs (the `ListJobs` operationId).
+	ListJobsWithResponse(ctx context.Context, params *ListJobsParams, reqEditors ...RequestEditorFn) (*ListJobsResponse, error)
+
 	// CancelJobWithResponse Cancel a job
 	//
 	// Cancels a job that is `queued` or `processing`: the work stops and the job ends `canceled`, a terminal state. Answers 200 with the cancelled job. A job that already finished cannot be cancelled: 409 `job_already_finished`.
@@ -3329,6 +3732,17 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/sandbox/keys (the `CreateSandboxKey` operationId).
 	CreateSandboxKeyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CreateSandboxKeyResponse, error)
 
+	// ListWebhookDeadLettersWithResponse List webhooks that gave up (dead letters)
+	//
+	// This API key's webhooks that will not be sent again by themselves, most recent first: every attempt of the retry schedule failed, the callback URL answered 410 Gone (which disables it), its address was refused, or it was never sent at all (over this key's share of pending webhooks). Each says why (`last_error`, `last_attempt`), and `links.redeliver` is where to POST to send it again, once, with the same `webhook-id` (redeliverImportWebhook): it then leaves this list, and comes back if that attempt fails too.
+	//
+	// A dead letter is kept as long as its delivery log (24 hours after its last attempt, unless the operator says otherwise). Pages work as in GET /v1/jobs (AIP-158): `page_size` 1 to 100 (20 by default), and `next_page_token`, empty on the last page. Rate limited with the polling policy.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/webhooks/dead-letters (the `ListWebhookDeadLetters` operationId).
+	ListWebhookDeadLettersWithResponse(ctx context.Context, params *ListWebhookDeadLettersParams, reqEditors ...RequestEditorFn) (*ListWebhookDeadLettersResponse, error)
+
 	// GetWebhookSecretWithResponse Get your webhook signing secret
 	//
 	// The secret this API key's webhooks are signed with (Standard Webhooks: HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{body}` with the base64-decoded part after `whsec_`). It is made on first use. During a rotation's grace window the previous secret is shown too, and every delivery carries a signature under each.
@@ -3356,16 +3770,19 @@ type CreateExportResponse202Headers struct {
 	RateLimit          *string
 	RateLimitPolicy    *string
 	RetryAfter         *int32
+	TraceId            *string
 }
 
 // CreateExportResponse400Headers the declared response headers of an HTTP 400 response for CreateExport
 type CreateExportResponse400Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateExportResponse401Headers the declared response headers of an HTTP 401 response for CreateExport
 type CreateExportResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
 }
 
@@ -3374,24 +3791,28 @@ type CreateExportResponse409Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // CreateExportResponse413Headers the declared response headers of an HTTP 413 response for CreateExport
 type CreateExportResponse413Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateExportResponse415Headers the declared response headers of an HTTP 415 response for CreateExport
 type CreateExportResponse415Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateExportResponse422Headers the declared response headers of an HTTP 422 response for CreateExport
 type CreateExportResponse422Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateExportResponse429Headers the declared response headers of an HTTP 429 response for CreateExport
@@ -3399,12 +3820,14 @@ type CreateExportResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // CreateExportResponse500Headers the declared response headers of an HTTP 500 response for CreateExport
 type CreateExportResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateExportResponse503Headers the declared response headers of an HTTP 503 response for CreateExport
@@ -3412,6 +3835,7 @@ type CreateExportResponse503Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 type CreateExportResponse struct {
@@ -3538,9 +3962,35 @@ func (r CreateExportResponse) ContentType() string {
 	return ""
 }
 
+// GetExportResponse200Headers the declared response headers of an HTTP 200 response for GetExport
+type GetExportResponse200Headers struct {
+	TraceId *string
+}
+
 // GetExportResponse401Headers the declared response headers of an HTTP 401 response for GetExport
 type GetExportResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
+}
+
+// GetExportResponse404Headers the declared response headers of an HTTP 404 response for GetExport
+type GetExportResponse404Headers struct {
+	TraceId *string
+}
+
+// GetExportResponse410Headers the declared response headers of an HTTP 410 response for GetExport
+type GetExportResponse410Headers struct {
+	TraceId *string
+}
+
+// GetExportResponse422Headers the declared response headers of an HTTP 422 response for GetExport
+type GetExportResponse422Headers struct {
+	TraceId *string
+}
+
+// GetExportResponse500Headers the declared response headers of an HTTP 500 response for GetExport
+type GetExportResponse500Headers struct {
+	TraceId *string
 }
 
 type GetExportResponse struct {
@@ -3558,8 +4008,18 @@ type GetExportResponse struct {
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExportResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetExportResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetExportResponse404Headers
+	// Headers410 the parsed response headers for an HTTP 410 response
+	Headers410 *GetExportResponse410Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetExportResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetExportResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3625,11 +4085,38 @@ func (r GetExportResponse) ContentType() string {
 type DownloadExportResponse200Headers struct {
 	ContentDisposition *string
 	ContentLength      *int64
+	TraceId            *string
 }
 
 // DownloadExportResponse401Headers the declared response headers of an HTTP 401 response for DownloadExport
 type DownloadExportResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
+}
+
+// DownloadExportResponse404Headers the declared response headers of an HTTP 404 response for DownloadExport
+type DownloadExportResponse404Headers struct {
+	TraceId *string
+}
+
+// DownloadExportResponse409Headers the declared response headers of an HTTP 409 response for DownloadExport
+type DownloadExportResponse409Headers struct {
+	TraceId *string
+}
+
+// DownloadExportResponse410Headers the declared response headers of an HTTP 410 response for DownloadExport
+type DownloadExportResponse410Headers struct {
+	TraceId *string
+}
+
+// DownloadExportResponse422Headers the declared response headers of an HTTP 422 response for DownloadExport
+type DownloadExportResponse422Headers struct {
+	TraceId *string
+}
+
+// DownloadExportResponse500Headers the declared response headers of an HTTP 500 response for DownloadExport
+type DownloadExportResponse500Headers struct {
+	TraceId *string
 }
 
 type DownloadExportResponse struct {
@@ -3651,6 +4138,16 @@ type DownloadExportResponse struct {
 	Headers200 *DownloadExportResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *DownloadExportResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *DownloadExportResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DownloadExportResponse409Headers
+	// Headers410 the parsed response headers for an HTTP 410 response
+	Headers410 *DownloadExportResponse410Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *DownloadExportResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DownloadExportResponse500Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -3720,16 +4217,19 @@ type CreateImportResponse202Headers struct {
 	RateLimit          *string
 	RateLimitPolicy    *string
 	RetryAfter         *int32
+	TraceId            *string
 }
 
 // CreateImportResponse400Headers the declared response headers of an HTTP 400 response for CreateImport
 type CreateImportResponse400Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateImportResponse401Headers the declared response headers of an HTTP 401 response for CreateImport
 type CreateImportResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
 }
 
@@ -3738,24 +4238,28 @@ type CreateImportResponse409Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // CreateImportResponse413Headers the declared response headers of an HTTP 413 response for CreateImport
 type CreateImportResponse413Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateImportResponse415Headers the declared response headers of an HTTP 415 response for CreateImport
 type CreateImportResponse415Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateImportResponse422Headers the declared response headers of an HTTP 422 response for CreateImport
 type CreateImportResponse422Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateImportResponse429Headers the declared response headers of an HTTP 429 response for CreateImport
@@ -3763,12 +4267,14 @@ type CreateImportResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // CreateImportResponse500Headers the declared response headers of an HTTP 500 response for CreateImport
 type CreateImportResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateImportResponse503Headers the declared response headers of an HTTP 503 response for CreateImport
@@ -3776,6 +4282,7 @@ type CreateImportResponse503Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 type CreateImportResponse struct {
@@ -3902,9 +4409,40 @@ func (r CreateImportResponse) ContentType() string {
 	return ""
 }
 
+// GetImportResponse200Headers the declared response headers of an HTTP 200 response for GetImport
+type GetImportResponse200Headers struct {
+	TraceId *string
+}
+
 // GetImportResponse401Headers the declared response headers of an HTTP 401 response for GetImport
 type GetImportResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
+}
+
+// GetImportResponse404Headers the declared response headers of an HTTP 404 response for GetImport
+type GetImportResponse404Headers struct {
+	TraceId *string
+}
+
+// GetImportResponse409Headers the declared response headers of an HTTP 409 response for GetImport
+type GetImportResponse409Headers struct {
+	TraceId *string
+}
+
+// GetImportResponse410Headers the declared response headers of an HTTP 410 response for GetImport
+type GetImportResponse410Headers struct {
+	TraceId *string
+}
+
+// GetImportResponse422Headers the declared response headers of an HTTP 422 response for GetImport
+type GetImportResponse422Headers struct {
+	TraceId *string
+}
+
+// GetImportResponse500Headers the declared response headers of an HTTP 500 response for GetImport
+type GetImportResponse500Headers struct {
+	TraceId *string
 }
 
 type GetImportResponse struct {
@@ -3924,8 +4462,20 @@ type GetImportResponse struct {
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetImportResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetImportResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetImportResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *GetImportResponse409Headers
+	// Headers410 the parsed response headers for an HTTP 410 response
+	Headers410 *GetImportResponse410Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetImportResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetImportResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3997,10 +4547,12 @@ type ListImportDeliveriesResponse200Headers struct {
 	CacheControl    *string
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // ListImportDeliveriesResponse401Headers the declared response headers of an HTTP 401 response for ListImportDeliveries
 type ListImportDeliveriesResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
 }
 
@@ -4008,18 +4560,21 @@ type ListImportDeliveriesResponse401Headers struct {
 type ListImportDeliveriesResponse404Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // ListImportDeliveriesResponse410Headers the declared response headers of an HTTP 410 response for ListImportDeliveries
 type ListImportDeliveriesResponse410Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // ListImportDeliveriesResponse422Headers the declared response headers of an HTTP 422 response for ListImportDeliveries
 type ListImportDeliveriesResponse422Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // ListImportDeliveriesResponse429Headers the declared response headers of an HTTP 429 response for ListImportDeliveries
@@ -4027,12 +4582,14 @@ type ListImportDeliveriesResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // ListImportDeliveriesResponse500Headers the declared response headers of an HTTP 500 response for ListImportDeliveries
 type ListImportDeliveriesResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 type ListImportDeliveriesResponse struct {
@@ -4140,16 +4697,19 @@ type RedeliverImportWebhookResponse202Headers struct {
 	RateLimit          *string
 	RateLimitPolicy    *string
 	RetryAfter         *int32
+	TraceId            *string
 }
 
 // RedeliverImportWebhookResponse400Headers the declared response headers of an HTTP 400 response for RedeliverImportWebhook
 type RedeliverImportWebhookResponse400Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // RedeliverImportWebhookResponse401Headers the declared response headers of an HTTP 401 response for RedeliverImportWebhook
 type RedeliverImportWebhookResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
 }
 
@@ -4157,6 +4717,7 @@ type RedeliverImportWebhookResponse401Headers struct {
 type RedeliverImportWebhookResponse404Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // RedeliverImportWebhookResponse409Headers the declared response headers of an HTTP 409 response for RedeliverImportWebhook
@@ -4164,18 +4725,21 @@ type RedeliverImportWebhookResponse409Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // RedeliverImportWebhookResponse410Headers the declared response headers of an HTTP 410 response for RedeliverImportWebhook
 type RedeliverImportWebhookResponse410Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // RedeliverImportWebhookResponse422Headers the declared response headers of an HTTP 422 response for RedeliverImportWebhook
 type RedeliverImportWebhookResponse422Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // RedeliverImportWebhookResponse429Headers the declared response headers of an HTTP 429 response for RedeliverImportWebhook
@@ -4183,12 +4747,14 @@ type RedeliverImportWebhookResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // RedeliverImportWebhookResponse500Headers the declared response headers of an HTTP 500 response for RedeliverImportWebhook
 type RedeliverImportWebhookResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // RedeliverImportWebhookResponse503Headers the declared response headers of an HTTP 503 response for RedeliverImportWebhook
@@ -4196,6 +4762,7 @@ type RedeliverImportWebhookResponse503Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 type RedeliverImportWebhookResponse struct {
@@ -4322,14 +4889,156 @@ func (r RedeliverImportWebhookResponse) ContentType() string {
 	return ""
 }
 
+// ListJobsResponse200Headers the declared response headers of an HTTP 200 response for ListJobs
+type ListJobsResponse200Headers struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	TraceId         *string
+}
+
+// ListJobsResponse401Headers the declared response headers of an HTTP 401 response for ListJobs
+type ListJobsResponse401Headers struct {
+	TraceId         *string
+	WWWAuthenticate *string
+}
+
+// ListJobsResponse422Headers the declared response headers of an HTTP 422 response for ListJobs
+type ListJobsResponse422Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	TraceId         *string
+}
+
+// ListJobsResponse429Headers the declared response headers of an HTTP 429 response for ListJobs
+type ListJobsResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
+	TraceId         *string
+}
+
+// ListJobsResponse500Headers the declared response headers of an HTTP 500 response for ListJobs
+type ListJobsResponse500Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	TraceId         *string
+}
+
+type ListJobsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *JobList
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListJobsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListJobsResponse401Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListJobsResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListJobsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListJobsResponse500Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListJobsResponse) GetJSON200() *JobList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListJobsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListJobsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListJobsResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListJobsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListJobsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListJobsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListJobsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListJobsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CancelJobResponse200Headers the declared response headers of an HTTP 200 response for CancelJob
 type CancelJobResponse200Headers struct {
 	CacheControl *string
+	TraceId      *string
 }
 
 // CancelJobResponse401Headers the declared response headers of an HTTP 401 response for CancelJob
 type CancelJobResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
+}
+
+// CancelJobResponse404Headers the declared response headers of an HTTP 404 response for CancelJob
+type CancelJobResponse404Headers struct {
+	TraceId *string
+}
+
+// CancelJobResponse409Headers the declared response headers of an HTTP 409 response for CancelJob
+type CancelJobResponse409Headers struct {
+	TraceId *string
+}
+
+// CancelJobResponse410Headers the declared response headers of an HTTP 410 response for CancelJob
+type CancelJobResponse410Headers struct {
+	TraceId *string
+}
+
+// CancelJobResponse422Headers the declared response headers of an HTTP 422 response for CancelJob
+type CancelJobResponse422Headers struct {
+	TraceId *string
+}
+
+// CancelJobResponse500Headers the declared response headers of an HTTP 500 response for CancelJob
+type CancelJobResponse500Headers struct {
+	TraceId *string
 }
 
 type CancelJobResponse struct {
@@ -4353,6 +5062,16 @@ type CancelJobResponse struct {
 	Headers200 *CancelJobResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CancelJobResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CancelJobResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CancelJobResponse409Headers
+	// Headers410 the parsed response headers for an HTTP 410 response
+	Headers410 *CancelJobResponse410Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CancelJobResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CancelJobResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4426,6 +5145,7 @@ type GetJobResponse200Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // GetJobResponse303Headers the declared response headers of an HTTP 303 response for GetJob
@@ -4433,10 +5153,12 @@ type GetJobResponse303Headers struct {
 	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // GetJobResponse401Headers the declared response headers of an HTTP 401 response for GetJob
 type GetJobResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
 }
 
@@ -4444,18 +5166,21 @@ type GetJobResponse401Headers struct {
 type GetJobResponse404Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // GetJobResponse410Headers the declared response headers of an HTTP 410 response for GetJob
 type GetJobResponse410Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // GetJobResponse422Headers the declared response headers of an HTTP 422 response for GetJob
 type GetJobResponse422Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // GetJobResponse429Headers the declared response headers of an HTTP 429 response for GetJob
@@ -4463,12 +5188,14 @@ type GetJobResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // GetJobResponse500Headers the declared response headers of an HTTP 500 response for GetJob
 type GetJobResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 type GetJobResponse struct {
@@ -4581,22 +5308,26 @@ func (r GetJobResponse) ContentType() string {
 type StreamJobEventsResponse200Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // StreamJobEventsResponse204Headers the declared response headers of an HTTP 204 response for StreamJobEvents
 type StreamJobEventsResponse204Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // StreamJobEventsResponse400Headers the declared response headers of an HTTP 400 response for StreamJobEvents
 type StreamJobEventsResponse400Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // StreamJobEventsResponse401Headers the declared response headers of an HTTP 401 response for StreamJobEvents
 type StreamJobEventsResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
 }
 
@@ -4604,18 +5335,21 @@ type StreamJobEventsResponse401Headers struct {
 type StreamJobEventsResponse404Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // StreamJobEventsResponse410Headers the declared response headers of an HTTP 410 response for StreamJobEvents
 type StreamJobEventsResponse410Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // StreamJobEventsResponse422Headers the declared response headers of an HTTP 422 response for StreamJobEvents
 type StreamJobEventsResponse422Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // StreamJobEventsResponse429Headers the declared response headers of an HTTP 429 response for StreamJobEvents
@@ -4623,12 +5357,14 @@ type StreamJobEventsResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // StreamJobEventsResponse500Headers the declared response headers of an HTTP 500 response for StreamJobEvents
 type StreamJobEventsResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 type StreamJobEventsResponse struct {
@@ -4740,16 +5476,19 @@ type CreateReportResponse202Headers struct {
 	RateLimit          *string
 	RateLimitPolicy    *string
 	RetryAfter         *int32
+	TraceId            *string
 }
 
 // CreateReportResponse400Headers the declared response headers of an HTTP 400 response for CreateReport
 type CreateReportResponse400Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateReportResponse401Headers the declared response headers of an HTTP 401 response for CreateReport
 type CreateReportResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
 }
 
@@ -4758,24 +5497,28 @@ type CreateReportResponse409Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // CreateReportResponse413Headers the declared response headers of an HTTP 413 response for CreateReport
 type CreateReportResponse413Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateReportResponse415Headers the declared response headers of an HTTP 415 response for CreateReport
 type CreateReportResponse415Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateReportResponse422Headers the declared response headers of an HTTP 422 response for CreateReport
 type CreateReportResponse422Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateReportResponse429Headers the declared response headers of an HTTP 429 response for CreateReport
@@ -4783,12 +5526,14 @@ type CreateReportResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // CreateReportResponse500Headers the declared response headers of an HTTP 500 response for CreateReport
 type CreateReportResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateReportResponse503Headers the declared response headers of an HTTP 503 response for CreateReport
@@ -4796,6 +5541,7 @@ type CreateReportResponse503Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 type CreateReportResponse struct {
@@ -4922,9 +5668,40 @@ func (r CreateReportResponse) ContentType() string {
 	return ""
 }
 
+// GetReportResponse200Headers the declared response headers of an HTTP 200 response for GetReport
+type GetReportResponse200Headers struct {
+	TraceId *string
+}
+
 // GetReportResponse401Headers the declared response headers of an HTTP 401 response for GetReport
 type GetReportResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
+}
+
+// GetReportResponse404Headers the declared response headers of an HTTP 404 response for GetReport
+type GetReportResponse404Headers struct {
+	TraceId *string
+}
+
+// GetReportResponse409Headers the declared response headers of an HTTP 409 response for GetReport
+type GetReportResponse409Headers struct {
+	TraceId *string
+}
+
+// GetReportResponse410Headers the declared response headers of an HTTP 410 response for GetReport
+type GetReportResponse410Headers struct {
+	TraceId *string
+}
+
+// GetReportResponse422Headers the declared response headers of an HTTP 422 response for GetReport
+type GetReportResponse422Headers struct {
+	TraceId *string
+}
+
+// GetReportResponse500Headers the declared response headers of an HTTP 500 response for GetReport
+type GetReportResponse500Headers struct {
+	TraceId *string
 }
 
 type GetReportResponse struct {
@@ -4944,8 +5721,20 @@ type GetReportResponse struct {
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetReportResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetReportResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetReportResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *GetReportResponse409Headers
+	// Headers410 the parsed response headers for an HTTP 410 response
+	Headers410 *GetReportResponse410Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetReportResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetReportResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5018,10 +5807,12 @@ type CreateInboxResponse201Headers struct {
 	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateInboxResponse401Headers the declared response headers of an HTTP 401 response for CreateInbox
 type CreateInboxResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
 }
 
@@ -5030,12 +5821,14 @@ type CreateInboxResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // CreateInboxResponse500Headers the declared response headers of an HTTP 500 response for CreateInbox
 type CreateInboxResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 type CreateInboxResponse struct {
@@ -5114,10 +5907,12 @@ type GetInboxResponse200Headers struct {
 	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // GetInboxResponse401Headers the declared response headers of an HTTP 401 response for GetInbox
 type GetInboxResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
 }
 
@@ -5125,12 +5920,14 @@ type GetInboxResponse401Headers struct {
 type GetInboxResponse404Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // GetInboxResponse422Headers the declared response headers of an HTTP 422 response for GetInbox
 type GetInboxResponse422Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // GetInboxResponse429Headers the declared response headers of an HTTP 429 response for GetInbox
@@ -5138,12 +5935,14 @@ type GetInboxResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // GetInboxResponse500Headers the declared response headers of an HTTP 500 response for GetInbox
 type GetInboxResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 type GetInboxResponse struct {
@@ -5240,18 +6039,21 @@ type ReceiveInboxDeliveryResponse204Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // ReceiveInboxDeliveryResponse404Headers the declared response headers of an HTTP 404 response for ReceiveInboxDelivery
 type ReceiveInboxDeliveryResponse404Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // ReceiveInboxDeliveryResponse413Headers the declared response headers of an HTTP 413 response for ReceiveInboxDelivery
 type ReceiveInboxDeliveryResponse413Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // ReceiveInboxDeliveryResponse429Headers the declared response headers of an HTTP 429 response for ReceiveInboxDelivery
@@ -5259,12 +6061,14 @@ type ReceiveInboxDeliveryResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // ReceiveInboxDeliveryResponse500Headers the declared response headers of an HTTP 500 response for ReceiveInboxDelivery
 type ReceiveInboxDeliveryResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // ReceiveInboxDeliveryResponse503Headers the declared response headers of an HTTP 503 response for ReceiveInboxDelivery
@@ -5272,6 +6076,7 @@ type ReceiveInboxDeliveryResponse503Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 type ReceiveInboxDeliveryResponse struct {
@@ -5359,11 +6164,33 @@ func (r ReceiveInboxDeliveryResponse) ContentType() string {
 type SetInboxBehaviourResponse200Headers struct {
 	CacheControl *string
 	Location     *string
+	TraceId      *string
+}
+
+// SetInboxBehaviourResponse400Headers the declared response headers of an HTTP 400 response for SetInboxBehaviour
+type SetInboxBehaviourResponse400Headers struct {
+	TraceId *string
 }
 
 // SetInboxBehaviourResponse401Headers the declared response headers of an HTTP 401 response for SetInboxBehaviour
 type SetInboxBehaviourResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
+}
+
+// SetInboxBehaviourResponse404Headers the declared response headers of an HTTP 404 response for SetInboxBehaviour
+type SetInboxBehaviourResponse404Headers struct {
+	TraceId *string
+}
+
+// SetInboxBehaviourResponse422Headers the declared response headers of an HTTP 422 response for SetInboxBehaviour
+type SetInboxBehaviourResponse422Headers struct {
+	TraceId *string
+}
+
+// SetInboxBehaviourResponse500Headers the declared response headers of an HTTP 500 response for SetInboxBehaviour
+type SetInboxBehaviourResponse500Headers struct {
+	TraceId *string
 }
 
 type SetInboxBehaviourResponse struct {
@@ -5383,8 +6210,16 @@ type SetInboxBehaviourResponse struct {
 	ApplicationproblemJSON500 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *SetInboxBehaviourResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *SetInboxBehaviourResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SetInboxBehaviourResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *SetInboxBehaviourResponse404Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *SetInboxBehaviourResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *SetInboxBehaviourResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5451,10 +6286,12 @@ type ListInboxDeliveriesResponse200Headers struct {
 	CacheControl    *string
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // ListInboxDeliveriesResponse401Headers the declared response headers of an HTTP 401 response for ListInboxDeliveries
 type ListInboxDeliveriesResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
 }
 
@@ -5462,12 +6299,14 @@ type ListInboxDeliveriesResponse401Headers struct {
 type ListInboxDeliveriesResponse404Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // ListInboxDeliveriesResponse422Headers the declared response headers of an HTTP 422 response for ListInboxDeliveries
 type ListInboxDeliveriesResponse422Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // ListInboxDeliveriesResponse429Headers the declared response headers of an HTTP 429 response for ListInboxDeliveries
@@ -5475,12 +6314,14 @@ type ListInboxDeliveriesResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // ListInboxDeliveriesResponse500Headers the declared response headers of an HTTP 500 response for ListInboxDeliveries
 type ListInboxDeliveriesResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 type ListInboxDeliveriesResponse struct {
@@ -5575,10 +6416,12 @@ func (r ListInboxDeliveriesResponse) ContentType() string {
 type StreamInboxEventsResponse200Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // StreamInboxEventsResponse401Headers the declared response headers of an HTTP 401 response for StreamInboxEvents
 type StreamInboxEventsResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
 }
 
@@ -5586,12 +6429,14 @@ type StreamInboxEventsResponse401Headers struct {
 type StreamInboxEventsResponse404Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // StreamInboxEventsResponse422Headers the declared response headers of an HTTP 422 response for StreamInboxEvents
 type StreamInboxEventsResponse422Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // StreamInboxEventsResponse429Headers the declared response headers of an HTTP 429 response for StreamInboxEvents
@@ -5599,12 +6444,14 @@ type StreamInboxEventsResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // StreamInboxEventsResponse500Headers the declared response headers of an HTTP 500 response for StreamInboxEvents
 type StreamInboxEventsResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 type StreamInboxEventsResponse struct {
@@ -5692,6 +6539,7 @@ func (r StreamInboxEventsResponse) ContentType() string {
 type CreateSandboxKeyResponse201Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateSandboxKeyResponse429Headers the declared response headers of an HTTP 429 response for CreateSandboxKey
@@ -5699,12 +6547,14 @@ type CreateSandboxKeyResponse429Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 // CreateSandboxKeyResponse500Headers the declared response headers of an HTTP 500 response for CreateSandboxKey
 type CreateSandboxKeyResponse500Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	TraceId         *string
 }
 
 // CreateSandboxKeyResponse503Headers the declared response headers of an HTTP 503 response for CreateSandboxKey
@@ -5712,6 +6562,7 @@ type CreateSandboxKeyResponse503Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	RetryAfter      *int32
+	TraceId         *string
 }
 
 type CreateSandboxKeyResponse struct {
@@ -5784,14 +6635,136 @@ func (r CreateSandboxKeyResponse) ContentType() string {
 	return ""
 }
 
+// ListWebhookDeadLettersResponse200Headers the declared response headers of an HTTP 200 response for ListWebhookDeadLetters
+type ListWebhookDeadLettersResponse200Headers struct {
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	TraceId         *string
+}
+
+// ListWebhookDeadLettersResponse401Headers the declared response headers of an HTTP 401 response for ListWebhookDeadLetters
+type ListWebhookDeadLettersResponse401Headers struct {
+	TraceId         *string
+	WWWAuthenticate *string
+}
+
+// ListWebhookDeadLettersResponse422Headers the declared response headers of an HTTP 422 response for ListWebhookDeadLetters
+type ListWebhookDeadLettersResponse422Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	TraceId         *string
+}
+
+// ListWebhookDeadLettersResponse429Headers the declared response headers of an HTTP 429 response for ListWebhookDeadLetters
+type ListWebhookDeadLettersResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
+	TraceId         *string
+}
+
+// ListWebhookDeadLettersResponse500Headers the declared response headers of an HTTP 500 response for ListWebhookDeadLetters
+type ListWebhookDeadLettersResponse500Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	TraceId         *string
+}
+
+type ListWebhookDeadLettersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeadLetterList
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListWebhookDeadLettersResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListWebhookDeadLettersResponse401Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListWebhookDeadLettersResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListWebhookDeadLettersResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListWebhookDeadLettersResponse500Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListWebhookDeadLettersResponse) GetJSON200() *DeadLetterList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListWebhookDeadLettersResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListWebhookDeadLettersResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListWebhookDeadLettersResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListWebhookDeadLettersResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListWebhookDeadLettersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListWebhookDeadLettersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListWebhookDeadLettersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListWebhookDeadLettersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetWebhookSecretResponse200Headers the declared response headers of an HTTP 200 response for GetWebhookSecret
 type GetWebhookSecretResponse200Headers struct {
 	CacheControl *string
+	TraceId      *string
 }
 
 // GetWebhookSecretResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookSecret
 type GetWebhookSecretResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
+}
+
+// GetWebhookSecretResponse500Headers the declared response headers of an HTTP 500 response for GetWebhookSecret
+type GetWebhookSecretResponse500Headers struct {
+	TraceId *string
 }
 
 type GetWebhookSecretResponse struct {
@@ -5807,6 +6780,8 @@ type GetWebhookSecretResponse struct {
 	Headers200 *GetWebhookSecretResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetWebhookSecretResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetWebhookSecretResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5856,11 +6831,18 @@ func (r GetWebhookSecretResponse) ContentType() string {
 // RotateWebhookSecretResponse200Headers the declared response headers of an HTTP 200 response for RotateWebhookSecret
 type RotateWebhookSecretResponse200Headers struct {
 	CacheControl *string
+	TraceId      *string
 }
 
 // RotateWebhookSecretResponse401Headers the declared response headers of an HTTP 401 response for RotateWebhookSecret
 type RotateWebhookSecretResponse401Headers struct {
+	TraceId         *string
 	WWWAuthenticate *string
+}
+
+// RotateWebhookSecretResponse500Headers the declared response headers of an HTTP 500 response for RotateWebhookSecret
+type RotateWebhookSecretResponse500Headers struct {
+	TraceId *string
 }
 
 type RotateWebhookSecretResponse struct {
@@ -5876,6 +6858,8 @@ type RotateWebhookSecretResponse struct {
 	Headers200 *RotateWebhookSecretResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RotateWebhookSecretResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RotateWebhookSecretResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6065,6 +7049,25 @@ func (c *ClientWithResponses) RedeliverImportWebhookWithResponse(ctx context.Con
 		return nil, err
 	}
 	return ParseRedeliverImportWebhookResponse(rsp)
+}
+
+// ListJobsWithResponse List your jobs
+//
+// Every job this API key started that is still kept (not past its `expires_at`), newest first: the way back to a job whose id you lost, and with `status=failed` the jobs that failed, each with its `error` from the error catalog. Other keys' jobs never appear.
+//
+// Filter with `status` and `kind`: repeat a parameter or separate its values with commas; values of one parameter are alternatives, and both parameters must match. Pages follow Google AIP-158: at most `page_size` jobs (20 unless you ask for 1 to 100); when more follow, `next_page_token` is not empty: pass it as `page_token`, with the same filters, for the next page. Pages are cut by position in the list (created_at, then id), not by offset, so jobs started while you page neither repeat nor push others onto the next page. A job's status may change between pages: a filtered list shows it as it was when its page was read.
+//
+// Rate limited with the polling policy, like GET /v1/jobs/{id}.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/jobs (the `ListJobs` operationId).
+func (c *ClientWithResponses) ListJobsWithResponse(ctx context.Context, params *ListJobsParams, reqEditors ...RequestEditorFn) (*ListJobsResponse, error) {
+	rsp, err := c.ListJobs(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListJobsResponse(rsp)
 }
 
 // CancelJobWithResponse Cancel a job
@@ -6316,6 +7319,23 @@ func (c *ClientWithResponses) CreateSandboxKeyWithResponse(ctx context.Context, 
 	return ParseCreateSandboxKeyResponse(rsp)
 }
 
+// ListWebhookDeadLettersWithResponse List webhooks that gave up (dead letters)
+//
+// This API key's webhooks that will not be sent again by themselves, most recent first: every attempt of the retry schedule failed, the callback URL answered 410 Gone (which disables it), its address was refused, or it was never sent at all (over this key's share of pending webhooks). Each says why (`last_error`, `last_attempt`), and `links.redeliver` is where to POST to send it again, once, with the same `webhook-id` (redeliverImportWebhook): it then leaves this list, and comes back if that attempt fails too.
+//
+// A dead letter is kept as long as its delivery log (24 hours after its last attempt, unless the operator says otherwise). Pages work as in GET /v1/jobs (AIP-158): `page_size` 1 to 100 (20 by default), and `next_page_token`, empty on the last page. Rate limited with the polling policy.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/webhooks/dead-letters (the `ListWebhookDeadLetters` operationId).
+func (c *ClientWithResponses) ListWebhookDeadLettersWithResponse(ctx context.Context, params *ListWebhookDeadLettersParams, reqEditors ...RequestEditorFn) (*ListWebhookDeadLettersResponse, error) {
+	rsp, err := c.ListWebhookDeadLetters(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListWebhookDeadLettersResponse(rsp)
+}
+
 // GetWebhookSecretWithResponse Get your webhook signing secret
 //
 // The secret this API key's webhooks are signed with (Standard Webhooks: HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{body}` with the base64-decoded part after `whsec_`). It is made on first use. During a rotation's grace window the previous secret is shown too, and every delivery carries a signature under each.
@@ -6477,6 +7497,13 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers CreateExportResponse400Headers
@@ -6494,9 +7521,23 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateExportResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6528,6 +7569,13 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers409 = &headers
 	case rsp.StatusCode == 413:
 		var headers CreateExportResponse413Headers
@@ -6544,6 +7592,13 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
@@ -6562,6 +7617,13 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers CreateExportResponse422Headers
@@ -6578,6 +7640,13 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
@@ -6603,6 +7672,13 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateExportResponse500Headers
@@ -6619,6 +7695,13 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
@@ -6643,6 +7726,13 @@ func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -6709,8 +7799,25 @@ func ParseGetExportResponse(rsp *http.Response) (*GetExportResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExportResponse200Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetExportResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6719,6 +7826,46 @@ func ParseGetExportResponse(rsp *http.Response) (*GetExportResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetExportResponse404Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 410:
+		var headers GetExportResponse410Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers410 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetExportResponse422Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetExportResponse500Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil
@@ -6799,9 +7946,23 @@ func ParseDownloadExportResponse(rsp *http.Response) (*DownloadExportResponse, e
 			}
 			headers.ContentLength = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers DownloadExportResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6810,6 +7971,56 @@ func ParseDownloadExportResponse(rsp *http.Response) (*DownloadExportResponse, e
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers DownloadExportResponse404Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers DownloadExportResponse409Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 410:
+		var headers DownloadExportResponse410Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers410 = &headers
+	case rsp.StatusCode == 422:
+		var headers DownloadExportResponse422Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers DownloadExportResponse500Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil
@@ -6946,6 +8157,13 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers CreateImportResponse400Headers
@@ -6963,9 +8181,23 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateImportResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6997,6 +8229,13 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers409 = &headers
 	case rsp.StatusCode == 413:
 		var headers CreateImportResponse413Headers
@@ -7013,6 +8252,13 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
@@ -7031,6 +8277,13 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers CreateImportResponse422Headers
@@ -7047,6 +8300,13 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
@@ -7072,6 +8332,13 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateImportResponse500Headers
@@ -7088,6 +8355,13 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
@@ -7112,6 +8386,13 @@ func ParseCreateImportResponse(rsp *http.Response) (*CreateImportResponse, error
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -7185,8 +8466,25 @@ func ParseGetImportResponse(rsp *http.Response) (*GetImportResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetImportResponse200Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetImportResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7195,6 +8493,56 @@ func ParseGetImportResponse(rsp *http.Response) (*GetImportResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetImportResponse404Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers GetImportResponse409Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 410:
+		var headers GetImportResponse410Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers410 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetImportResponse422Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetImportResponse500Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil
@@ -7289,9 +8637,23 @@ func ParseListImportDeliveriesResponse(rsp *http.Response) (*ListImportDeliverie
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListImportDeliveriesResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7316,6 +8678,13 @@ func ParseListImportDeliveriesResponse(rsp *http.Response) (*ListImportDeliverie
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 410:
 		var headers ListImportDeliveriesResponse410Headers
@@ -7333,6 +8702,13 @@ func ParseListImportDeliveriesResponse(rsp *http.Response) (*ListImportDeliverie
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers410 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListImportDeliveriesResponse422Headers
@@ -7349,6 +8725,13 @@ func ParseListImportDeliveriesResponse(rsp *http.Response) (*ListImportDeliverie
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
@@ -7374,6 +8757,13 @@ func ParseListImportDeliveriesResponse(rsp *http.Response) (*ListImportDeliverie
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ListImportDeliveriesResponse500Headers
@@ -7390,6 +8780,13 @@ func ParseListImportDeliveriesResponse(rsp *http.Response) (*ListImportDeliverie
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -7528,6 +8925,13 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers RedeliverImportWebhookResponse400Headers
@@ -7545,9 +8949,23 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers RedeliverImportWebhookResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7571,6 +8989,13 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
@@ -7596,6 +9021,13 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers409 = &headers
 	case rsp.StatusCode == 410:
 		var headers RedeliverImportWebhookResponse410Headers
@@ -7613,6 +9045,13 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers410 = &headers
 	case rsp.StatusCode == 422:
 		var headers RedeliverImportWebhookResponse422Headers
@@ -7629,6 +9068,13 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
@@ -7654,6 +9100,13 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers RedeliverImportWebhookResponse500Headers
@@ -7670,6 +9123,13 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
@@ -7695,7 +9155,198 @@ func ParseRedeliverImportWebhookResponse(rsp *http.Response) (*RedeliverImportWe
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListJobsResponse parses an HTTP response from a ListJobsWithResponse call
+func ParseListJobsResponse(rsp *http.Response) (*ListJobsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListJobsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JobList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListJobsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListJobsResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListJobsResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListJobsResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListJobsResponse500Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil
@@ -7776,9 +9427,23 @@ func ParseCancelJobResponse(rsp *http.Response) (*CancelJobResponse, error) {
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers CancelJobResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7787,6 +9452,56 @@ func ParseCancelJobResponse(rsp *http.Response) (*CancelJobResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers CancelJobResponse404Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers CancelJobResponse409Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 410:
+		var headers CancelJobResponse410Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers410 = &headers
+	case rsp.StatusCode == 422:
+		var headers CancelJobResponse422Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers CancelJobResponse500Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil
@@ -7902,6 +9617,13 @@ func ParseGetJobResponse(rsp *http.Response) (*GetJobResponse, error) {
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 303:
 		var headers GetJobResponse303Headers
@@ -7926,9 +9648,23 @@ func ParseGetJobResponse(rsp *http.Response) (*GetJobResponse, error) {
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers303 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetJobResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7953,6 +9689,13 @@ func ParseGetJobResponse(rsp *http.Response) (*GetJobResponse, error) {
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 410:
 		var headers GetJobResponse410Headers
@@ -7970,6 +9713,13 @@ func ParseGetJobResponse(rsp *http.Response) (*GetJobResponse, error) {
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers410 = &headers
 	case rsp.StatusCode == 422:
 		var headers GetJobResponse422Headers
@@ -7986,6 +9736,13 @@ func ParseGetJobResponse(rsp *http.Response) (*GetJobResponse, error) {
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
@@ -8011,6 +9768,13 @@ func ParseGetJobResponse(rsp *http.Response) (*GetJobResponse, error) {
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetJobResponse500Headers
@@ -8027,6 +9791,13 @@ func ParseGetJobResponse(rsp *http.Response) (*GetJobResponse, error) {
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -8119,6 +9890,13 @@ func ParseStreamJobEventsResponse(rsp *http.Response) (*StreamJobEventsResponse,
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 204:
 		var headers StreamJobEventsResponse204Headers
@@ -8135,6 +9913,13 @@ func ParseStreamJobEventsResponse(rsp *http.Response) (*StreamJobEventsResponse,
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers204 = &headers
 	case rsp.StatusCode == 400:
@@ -8153,9 +9938,23 @@ func ParseStreamJobEventsResponse(rsp *http.Response) (*StreamJobEventsResponse,
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers StreamJobEventsResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8180,6 +9979,13 @@ func ParseStreamJobEventsResponse(rsp *http.Response) (*StreamJobEventsResponse,
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 410:
 		var headers StreamJobEventsResponse410Headers
@@ -8197,6 +10003,13 @@ func ParseStreamJobEventsResponse(rsp *http.Response) (*StreamJobEventsResponse,
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers410 = &headers
 	case rsp.StatusCode == 422:
 		var headers StreamJobEventsResponse422Headers
@@ -8213,6 +10026,13 @@ func ParseStreamJobEventsResponse(rsp *http.Response) (*StreamJobEventsResponse,
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
@@ -8238,6 +10058,13 @@ func ParseStreamJobEventsResponse(rsp *http.Response) (*StreamJobEventsResponse,
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers StreamJobEventsResponse500Headers
@@ -8254,6 +10081,13 @@ func ParseStreamJobEventsResponse(rsp *http.Response) (*StreamJobEventsResponse,
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -8392,6 +10226,13 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers CreateReportResponse400Headers
@@ -8409,9 +10250,23 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateReportResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8443,6 +10298,13 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers409 = &headers
 	case rsp.StatusCode == 413:
 		var headers CreateReportResponse413Headers
@@ -8459,6 +10321,13 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
@@ -8477,6 +10346,13 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers CreateReportResponse422Headers
@@ -8493,6 +10369,13 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
@@ -8518,6 +10401,13 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateReportResponse500Headers
@@ -8534,6 +10424,13 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
@@ -8558,6 +10455,13 @@ func ParseCreateReportResponse(rsp *http.Response) (*CreateReportResponse, error
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -8631,8 +10535,25 @@ func ParseGetReportResponse(rsp *http.Response) (*GetReportResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetReportResponse200Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetReportResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8641,6 +10562,56 @@ func ParseGetReportResponse(rsp *http.Response) (*GetReportResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetReportResponse404Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers GetReportResponse409Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 410:
+		var headers GetReportResponse410Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers410 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetReportResponse422Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetReportResponse500Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil
@@ -8721,9 +10692,23 @@ func ParseCreateInboxResponse(rsp *http.Response) (*CreateInboxResponse, error) 
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateInboxResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8755,6 +10740,13 @@ func ParseCreateInboxResponse(rsp *http.Response) (*CreateInboxResponse, error) 
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateInboxResponse500Headers
@@ -8771,6 +10763,13 @@ func ParseCreateInboxResponse(rsp *http.Response) (*CreateInboxResponse, error) 
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -8867,9 +10866,23 @@ func ParseGetInboxResponse(rsp *http.Response) (*GetInboxResponse, error) {
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetInboxResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8894,6 +10907,13 @@ func ParseGetInboxResponse(rsp *http.Response) (*GetInboxResponse, error) {
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 422:
 		var headers GetInboxResponse422Headers
@@ -8910,6 +10930,13 @@ func ParseGetInboxResponse(rsp *http.Response) (*GetInboxResponse, error) {
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
@@ -8935,6 +10962,13 @@ func ParseGetInboxResponse(rsp *http.Response) (*GetInboxResponse, error) {
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetInboxResponse500Headers
@@ -8951,6 +10985,13 @@ func ParseGetInboxResponse(rsp *http.Response) (*GetInboxResponse, error) {
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -9043,6 +11084,13 @@ func ParseReceiveInboxDeliveryResponse(rsp *http.Response) (*ReceiveInboxDeliver
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers204 = &headers
 	case rsp.StatusCode == 404:
 		var headers ReceiveInboxDeliveryResponse404Headers
@@ -9060,6 +11108,13 @@ func ParseReceiveInboxDeliveryResponse(rsp *http.Response) (*ReceiveInboxDeliver
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 413:
 		var headers ReceiveInboxDeliveryResponse413Headers
@@ -9076,6 +11131,13 @@ func ParseReceiveInboxDeliveryResponse(rsp *http.Response) (*ReceiveInboxDeliver
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers413 = &headers
 	case rsp.StatusCode == 429:
@@ -9101,6 +11163,13 @@ func ParseReceiveInboxDeliveryResponse(rsp *http.Response) (*ReceiveInboxDeliver
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ReceiveInboxDeliveryResponse500Headers
@@ -9117,6 +11186,13 @@ func ParseReceiveInboxDeliveryResponse(rsp *http.Response) (*ReceiveInboxDeliver
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
@@ -9141,6 +11217,13 @@ func ParseReceiveInboxDeliveryResponse(rsp *http.Response) (*ReceiveInboxDeliver
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers503 = &headers
 	}
@@ -9223,9 +11306,33 @@ func ParseSetInboxBehaviourResponse(rsp *http.Response) (*SetInboxBehaviourRespo
 			}
 			headers.Location = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers SetInboxBehaviourResponse400Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers SetInboxBehaviourResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9234,6 +11341,36 @@ func ParseSetInboxBehaviourResponse(rsp *http.Response) (*SetInboxBehaviourRespo
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers SetInboxBehaviourResponse404Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 422:
+		var headers SetInboxBehaviourResponse422Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers SetInboxBehaviourResponse500Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil
@@ -9321,9 +11458,23 @@ func ParseListInboxDeliveriesResponse(rsp *http.Response) (*ListInboxDeliveriesR
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListInboxDeliveriesResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9348,6 +11499,13 @@ func ParseListInboxDeliveriesResponse(rsp *http.Response) (*ListInboxDeliveriesR
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 422:
 		var headers ListInboxDeliveriesResponse422Headers
@@ -9364,6 +11522,13 @@ func ParseListInboxDeliveriesResponse(rsp *http.Response) (*ListInboxDeliveriesR
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
@@ -9389,6 +11554,13 @@ func ParseListInboxDeliveriesResponse(rsp *http.Response) (*ListInboxDeliveriesR
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers ListInboxDeliveriesResponse500Headers
@@ -9405,6 +11577,13 @@ func ParseListInboxDeliveriesResponse(rsp *http.Response) (*ListInboxDeliveriesR
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -9480,9 +11659,23 @@ func ParseStreamInboxEventsResponse(rsp *http.Response) (*StreamInboxEventsRespo
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers StreamInboxEventsResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9507,6 +11700,13 @@ func ParseStreamInboxEventsResponse(rsp *http.Response) (*StreamInboxEventsRespo
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 422:
 		var headers StreamInboxEventsResponse422Headers
@@ -9523,6 +11723,13 @@ func ParseStreamInboxEventsResponse(rsp *http.Response) (*StreamInboxEventsRespo
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
@@ -9548,6 +11755,13 @@ func ParseStreamInboxEventsResponse(rsp *http.Response) (*StreamInboxEventsRespo
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers StreamInboxEventsResponse500Headers
@@ -9564,6 +11778,13 @@ func ParseStreamInboxEventsResponse(rsp *http.Response) (*StreamInboxEventsRespo
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -9632,6 +11853,13 @@ func ParseCreateSandboxKeyResponse(rsp *http.Response) (*CreateSandboxKeyRespons
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 429:
 		var headers CreateSandboxKeyResponse429Headers
@@ -9656,6 +11884,13 @@ func ParseCreateSandboxKeyResponse(rsp *http.Response) (*CreateSandboxKeyRespons
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateSandboxKeyResponse500Headers
@@ -9672,6 +11907,13 @@ func ParseCreateSandboxKeyResponse(rsp *http.Response) (*CreateSandboxKeyRespons
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
 		}
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
@@ -9697,7 +11939,198 @@ func ParseCreateSandboxKeyResponse(rsp *http.Response) (*CreateSandboxKeyRespons
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListWebhookDeadLettersResponse parses an HTTP response from a ListWebhookDeadLettersWithResponse call
+func ParseListWebhookDeadLettersResponse(rsp *http.Response) (*ListWebhookDeadLettersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListWebhookDeadLettersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeadLetterList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListWebhookDeadLettersResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListWebhookDeadLettersResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListWebhookDeadLettersResponse422Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListWebhookDeadLettersResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListWebhookDeadLettersResponse500Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil
@@ -9750,9 +12183,23 @@ func ParseGetWebhookSecretResponse(rsp *http.Response) (*GetWebhookSecretRespons
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetWebhookSecretResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9761,6 +12208,16 @@ func ParseGetWebhookSecretResponse(rsp *http.Response) (*GetWebhookSecretRespons
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetWebhookSecretResponse500Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil
@@ -9813,9 +12270,23 @@ func ParseRotateWebhookSecretResponse(rsp *http.Response) (*RotateWebhookSecretR
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers RotateWebhookSecretResponse401Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9824,6 +12295,16 @@ func ParseRotateWebhookSecretResponse(rsp *http.Response) (*RotateWebhookSecretR
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers RotateWebhookSecretResponse500Headers
+		if values := rsp.Header.Values("Trace-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Trace-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TraceId = &value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil

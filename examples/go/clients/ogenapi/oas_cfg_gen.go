@@ -10,9 +10,13 @@ import (
 )
 
 var regexMap = map[string]ogenregex.Regexp{
+	"^(queued|processing|succeeded|failed|canceled)(,(queued|processing|succeeded|failed|canceled))*$": ogenregex.MustCompile("^(queued|processing|succeeded|failed|canceled)(,(queued|processing|succeeded|failed|canceled))*$"),
+	"^(report|export|import)(,(report|export|import))*$":                                               ogenregex.MustCompile("^(report|export|import)(,(report|export|import))*$"),
 	"^[0-9]+$":                     ogenregex.MustCompile("^[0-9]+$"),
+	"^[0-9a-f]{32}$":               ogenregex.MustCompile("^[0-9a-f]{32}$"),
 	"^[0-9a-f]{64}$":               ogenregex.MustCompile("^[0-9a-f]{64}$"),
 	"^[A-Za-z0-9][A-Za-z0-9._-]*$": ogenregex.MustCompile("^[A-Za-z0-9][A-Za-z0-9._-]*$"),
+	"^[A-Za-z0-9_-]*$":             ogenregex.MustCompile("^[A-Za-z0-9_-]*$"),
 	"^[A-Za-z0-9_-]+$":             ogenregex.MustCompile("^[A-Za-z0-9_-]+$"),
 	"^[a-z][a-z0-9_]*$":            ogenregex.MustCompile("^[a-z][a-z0-9_]*$"),
 	"^exp_[a-z0-9]+$":              ogenregex.MustCompile("^exp_[a-z0-9]+$"),

@@ -184,6 +184,39 @@ type Invoker interface {
 	//
 	// GET /v1/sandbox/inboxes/{id}/deliveries
 	ListInboxDeliveries(ctx context.Context, params ListInboxDeliveriesParams) (ListInboxDeliveriesRes, error)
+	// ListJobs invokes listJobs operation.
+	//
+	// Every job this API key started that is still kept (not past its `expires_at`), newest first: the way
+	// back to a job whose id you lost, and with `status=failed` the jobs that failed, each with its
+	// `error` from the error catalog. Other keys' jobs never appear.
+	//
+	// Filter with `status` and `kind`: repeat a parameter or separate its values with commas; values of
+	// one parameter are alternatives, and both parameters must match. Pages follow Google AIP-158: at most
+	// `page_size` jobs (20 unless you ask for 1 to 100); when more follow, `next_page_token` is not empty:
+	// pass it as `page_token`, with the same filters, for the next page. Pages are cut by position in the
+	// list (created_at, then id), not by offset, so jobs started while you page neither repeat nor push
+	// others onto the next page. A job's status may change between pages: a filtered list shows it as it
+	// was when its page was read.
+	//
+	// Rate limited with the polling policy, like GET /v1/jobs/{id}.
+	//
+	// GET /v1/jobs
+	ListJobs(ctx context.Context, params ListJobsParams) (ListJobsRes, error)
+	// ListWebhookDeadLetters invokes listWebhookDeadLetters operation.
+	//
+	// This API key's webhooks that will not be sent again by themselves, most recent first: every attempt
+	// of the retry schedule failed, the callback URL answered 410 Gone (which disables it), its address
+	// was refused, or it was never sent at all (over this key's share of pending webhooks). Each says why
+	// (`last_error`, `last_attempt`), and `links.redeliver` is where to POST to send it again, once, with
+	// the same `webhook-id` (redeliverImportWebhook): it then leaves this list, and comes back if that
+	// attempt fails too.
+	//
+	// A dead letter is kept as long as its delivery log (24 hours after its last attempt, unless the
+	// operator says otherwise). Pages work as in GET /v1/jobs (AIP-158): `page_size` 1 to 100 (20 by
+	// default), and `next_page_token`, empty on the last page. Rate limited with the polling policy.
+	//
+	// GET /v1/webhooks/dead-letters
+	ListWebhookDeadLetters(ctx context.Context, params ListWebhookDeadLettersParams) (ListWebhookDeadLettersRes, error)
 	// ReceiveInboxDelivery invokes receiveInboxDelivery operation.
 	//
 	// The inbox's callback URL: the sandbox's webhooks arrive here (you can POST here too, to see how a
@@ -1732,6 +1765,305 @@ func (c *Client) sendListInboxDeliveries(ctx context.Context, params ListInboxDe
 	}()
 
 	result, err := decodeListInboxDeliveriesResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
+// ListJobs invokes listJobs operation.
+//
+// Every job this API key started that is still kept (not past its `expires_at`), newest first: the way
+// back to a job whose id you lost, and with `status=failed` the jobs that failed, each with its
+// `error` from the error catalog. Other keys' jobs never appear.
+//
+// Filter with `status` and `kind`: repeat a parameter or separate its values with commas; values of
+// one parameter are alternatives, and both parameters must match. Pages follow Google AIP-158: at most
+// `page_size` jobs (20 unless you ask for 1 to 100); when more follow, `next_page_token` is not empty:
+// pass it as `page_token`, with the same filters, for the next page. Pages are cut by position in the
+// list (created_at, then id), not by offset, so jobs started while you page neither repeat nor push
+// others onto the next page. A job's status may change between pages: a filtered list shows it as it
+// was when its page was read.
+//
+// Rate limited with the polling policy, like GET /v1/jobs/{id}.
+//
+// GET /v1/jobs
+func (c *Client) ListJobs(ctx context.Context, params ListJobsParams) (ListJobsRes, error) {
+	res, err := c.sendListJobs(ctx, params)
+	return res, err
+}
+
+func (c *Client) sendListJobs(ctx context.Context, params ListJobsParams) (res ListJobsRes, err error) {
+
+	u := uri.Clone(c.requestURL(ctx))
+	var pathParts [1]string
+	pathParts[0] = "/v1/jobs"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	q := uri.NewQueryEncoder()
+	{
+		// Encode "status" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "status",
+			Style:   uri.QueryStyleForm,
+			Explode: true,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if params.Status != nil {
+				return e.EncodeArray(func(e uri.Encoder) error {
+					for i, item := range params.Status {
+						if err := func() error {
+							return e.EncodeValue(conv.StringToString(item))
+						}(); err != nil {
+							return errors.Wrapf(err, "[%d]", i)
+						}
+					}
+					return nil
+				})
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	{
+		// Encode "kind" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "kind",
+			Style:   uri.QueryStyleForm,
+			Explode: true,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if params.Kind != nil {
+				return e.EncodeArray(func(e uri.Encoder) error {
+					for i, item := range params.Kind {
+						if err := func() error {
+							return e.EncodeValue(conv.StringToString(item))
+						}(); err != nil {
+							return errors.Wrapf(err, "[%d]", i)
+						}
+					}
+					return nil
+				})
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	{
+		// Encode "page_size" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "page_size",
+			Style:   uri.QueryStyleForm,
+			Explode: false,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.PageSize.Get(); ok {
+				return e.EncodeValue(conv.Int64ToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	{
+		// Encode "page_token" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "page_token",
+			Style:   uri.QueryStyleForm,
+			Explode: false,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.PageToken.Get(); ok {
+				return e.EncodeValue(conv.StringToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	u.RawQuery = q.Values().Encode()
+
+	r, err := ht.NewRequest(ctx, "GET", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+
+	{
+		type bitset = [1]uint8
+		var satisfied bitset
+		{
+
+			switch err := c.securityBearerAuth(ctx, ListJobsOperation, r); {
+			case err == nil: // if NO error
+				satisfied[0] |= 1 << 0
+			case errors.Is(err, ogenerrors.ErrSkipClientSecurity):
+				// Skip this security.
+			default:
+				return res, errors.Wrap(err, "security \"BearerAuth\"")
+			}
+		}
+
+		if ok := func() bool {
+		nextRequirement:
+			for _, requirement := range []bitset{
+				{0b00000001},
+			} {
+				for i, mask := range requirement {
+					if satisfied[i]&mask != mask {
+						continue nextRequirement
+					}
+				}
+				return true
+			}
+			return false
+		}(); !ok {
+			return res, ogenerrors.ErrSecurityRequirementIsNotSatisfied
+		}
+	}
+
+	resp, err := c.cfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	result, err := decodeListJobsResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
+// ListWebhookDeadLetters invokes listWebhookDeadLetters operation.
+//
+// This API key's webhooks that will not be sent again by themselves, most recent first: every attempt
+// of the retry schedule failed, the callback URL answered 410 Gone (which disables it), its address
+// was refused, or it was never sent at all (over this key's share of pending webhooks). Each says why
+// (`last_error`, `last_attempt`), and `links.redeliver` is where to POST to send it again, once, with
+// the same `webhook-id` (redeliverImportWebhook): it then leaves this list, and comes back if that
+// attempt fails too.
+//
+// A dead letter is kept as long as its delivery log (24 hours after its last attempt, unless the
+// operator says otherwise). Pages work as in GET /v1/jobs (AIP-158): `page_size` 1 to 100 (20 by
+// default), and `next_page_token`, empty on the last page. Rate limited with the polling policy.
+//
+// GET /v1/webhooks/dead-letters
+func (c *Client) ListWebhookDeadLetters(ctx context.Context, params ListWebhookDeadLettersParams) (ListWebhookDeadLettersRes, error) {
+	res, err := c.sendListWebhookDeadLetters(ctx, params)
+	return res, err
+}
+
+func (c *Client) sendListWebhookDeadLetters(ctx context.Context, params ListWebhookDeadLettersParams) (res ListWebhookDeadLettersRes, err error) {
+
+	u := uri.Clone(c.requestURL(ctx))
+	var pathParts [1]string
+	pathParts[0] = "/v1/webhooks/dead-letters"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	q := uri.NewQueryEncoder()
+	{
+		// Encode "page_size" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "page_size",
+			Style:   uri.QueryStyleForm,
+			Explode: false,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.PageSize.Get(); ok {
+				return e.EncodeValue(conv.Int64ToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	{
+		// Encode "page_token" parameter.
+		cfg := uri.QueryParameterEncodingConfig{
+			Name:    "page_token",
+			Style:   uri.QueryStyleForm,
+			Explode: false,
+		}
+
+		if err := q.EncodeParam(cfg, func(e uri.Encoder) error {
+			if val, ok := params.PageToken.Get(); ok {
+				return e.EncodeValue(conv.StringToString(val))
+			}
+			return nil
+		}); err != nil {
+			return res, errors.Wrap(err, "encode query")
+		}
+	}
+	u.RawQuery = q.Values().Encode()
+
+	r, err := ht.NewRequest(ctx, "GET", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+
+	{
+		type bitset = [1]uint8
+		var satisfied bitset
+		{
+
+			switch err := c.securityBearerAuth(ctx, ListWebhookDeadLettersOperation, r); {
+			case err == nil: // if NO error
+				satisfied[0] |= 1 << 0
+			case errors.Is(err, ogenerrors.ErrSkipClientSecurity):
+				// Skip this security.
+			default:
+				return res, errors.Wrap(err, "security \"BearerAuth\"")
+			}
+		}
+
+		if ok := func() bool {
+		nextRequirement:
+			for _, requirement := range []bitset{
+				{0b00000001},
+			} {
+				for i, mask := range requirement {
+					if satisfied[i]&mask != mask {
+						continue nextRequirement
+					}
+				}
+				return true
+			}
+			return false
+		}(); !ok {
+			return res, ogenerrors.ErrSecurityRequirementIsNotSatisfied
+		}
+	}
+
+	resp, err := c.cfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	result, err := decodeListWebhookDeadLettersResponse(resp)
 	if err != nil {
 		return res, errors.Wrap(err, "decode response")
 	}

@@ -73,6 +73,14 @@ type ListInboxDeliveriesRes interface {
 	listInboxDeliveriesRes()
 }
 
+type ListJobsRes interface {
+	listJobsRes()
+}
+
+type ListWebhookDeadLettersRes interface {
+	listWebhookDeadLettersRes()
+}
+
 type ReceiveInboxDeliveryRes interface {
 	receiveInboxDeliveryRes()
 }

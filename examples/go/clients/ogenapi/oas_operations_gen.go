@@ -21,6 +21,8 @@ const (
 	GetWebhookSecretOperation       OperationName = "GetWebhookSecret"
 	ListImportDeliveriesOperation   OperationName = "ListImportDeliveries"
 	ListInboxDeliveriesOperation    OperationName = "ListInboxDeliveries"
+	ListJobsOperation               OperationName = "ListJobs"
+	ListWebhookDeadLettersOperation OperationName = "ListWebhookDeadLetters"
 	ReceiveInboxDeliveryOperation   OperationName = "ReceiveInboxDelivery"
 	RedeliverImportWebhookOperation OperationName = "RedeliverImportWebhook"
 	RotateWebhookSecretOperation    OperationName = "RotateWebhookSecret"

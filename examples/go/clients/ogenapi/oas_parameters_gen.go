@@ -90,6 +90,32 @@ type ListInboxDeliveriesParams struct {
 	ID string
 }
 
+// ListJobsParams is parameters of listJobs operation.
+type ListJobsParams struct {
+	// Only jobs in one of these statuses: repeat the parameter (status=failed&status=canceled) or separate
+	// values with commas (status=failed,canceled). All statuses when left out.
+	Status []string `json:",omitempty"`
+	// Only jobs of one of these kinds, repeated or comma-separated like status. All kinds when left out.
+	// With status too, a job must match both.
+	Kind []string `json:",omitempty"`
+	// How many items a page holds at most: 1 to 100, 20 when left out. Whether more follow is what
+	// next_page_token says, not the count.
+	PageSize OptInt64 `json:",omitempty,omitzero"`
+	// The next_page_token of the previous page, to get the page after it; leave it out for the first page.
+	// Send the same filters with it as with the first page (page_size may change).
+	PageToken OptString `json:",omitempty,omitzero"`
+}
+
+// ListWebhookDeadLettersParams is parameters of listWebhookDeadLetters operation.
+type ListWebhookDeadLettersParams struct {
+	// How many items a page holds at most: 1 to 100, 20 when left out. Whether more follow is what
+	// next_page_token says, not the count.
+	PageSize OptInt64 `json:",omitempty,omitzero"`
+	// The next_page_token of the previous page, to get the page after it; leave it out for the first page.
+	// Send the same filters with it as with the first page (page_size may change).
+	PageToken OptString `json:",omitempty,omitzero"`
+}
+
 // ReceiveInboxDeliveryParams is parameters of receiveInboxDelivery operation.
 type ReceiveInboxDeliveryParams struct {
 	// The inbox id (from POST /v1/sandbox/inboxes).

@@ -125,6 +125,70 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 					return res, errors.Wrap(err, "parse Cache-Control header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -172,6 +236,70 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -254,7 +382,7 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response CancelJobNotFound
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -280,7 +408,74 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper CancelJobNotFound
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -298,7 +493,7 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response CancelJobConflict
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -324,7 +519,74 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper CancelJobConflict
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -342,7 +604,7 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response CancelJobGone
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -368,7 +630,74 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper CancelJobGone
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -386,7 +715,7 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response CancelJobUnprocessableEntity
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -412,7 +741,74 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper CancelJobUnprocessableEntity
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -430,7 +826,7 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response CancelJobInternalServerError
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -456,7 +852,74 @@ func decodeCancelJobResponse(resp *http.Response) (res CancelJobRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper CancelJobInternalServerError
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -879,6 +1342,70 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -1054,6 +1581,70 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -1101,6 +1692,70 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -1402,6 +2057,70 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -1575,6 +2294,70 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -1752,6 +2535,70 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -1925,6 +2772,70 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -2164,6 +3075,70 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -2337,6 +3312,70 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -2574,6 +3613,70 @@ func decodeCreateExportResponse(resp *http.Response) (res CreateExportRes, _ err
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse Retry-After header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -2999,6 +4102,70 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -3174,6 +4341,70 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -3221,6 +4452,70 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -3522,6 +4817,70 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -3695,6 +5054,70 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -3872,6 +5295,70 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -4045,6 +5532,70 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -4284,6 +5835,70 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -4457,6 +6072,70 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -4694,6 +6373,70 @@ func decodeCreateImportResponse(resp *http.Response) (res CreateImportRes, _ err
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse Retry-After header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -5005,6 +6748,70 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -5052,6 +6859,70 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -5353,6 +7224,70 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -5526,6 +7461,70 @@ func decodeCreateInboxResponse(resp *http.Response) (res CreateInboxRes, _ error
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -5951,6 +7950,70 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -6126,6 +8189,70 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -6173,6 +8300,70 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -6474,6 +8665,70 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -6647,6 +8902,70 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -6824,6 +9143,70 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -6997,6 +9380,70 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -7236,6 +9683,70 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -7409,6 +9920,70 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -7648,6 +10223,70 @@ func decodeCreateReportResponse(resp *http.Response) (res CreateReportRes, _ err
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -7827,6 +10466,70 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -8066,6 +10769,70 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -8239,6 +11006,70 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -8478,6 +11309,70 @@ func decodeCreateSandboxKeyResponse(resp *http.Response) (res CreateSandboxKeyRe
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -8632,6 +11527,70 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 					return res, errors.Wrap(err, "parse Content-Length header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		case ct == "text/csv":
 			reader := resp.Body
@@ -8770,6 +11729,70 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 					return res, errors.Wrap(err, "parse Content-Length header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -8817,6 +11840,70 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -8899,7 +11986,7 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response DownloadExportNotFound
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -8925,7 +12012,74 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper DownloadExportNotFound
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -8943,7 +12097,7 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response DownloadExportConflict
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -8969,7 +12123,74 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper DownloadExportConflict
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -8987,7 +12208,7 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response DownloadExportGone
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -9013,7 +12234,74 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper DownloadExportGone
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9031,7 +12319,7 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response DownloadExportUnprocessableEntity
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -9057,7 +12345,74 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper DownloadExportUnprocessableEntity
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9075,7 +12430,7 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response DownloadExportInternalServerError
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -9101,7 +12456,74 @@ func decodeDownloadExportResponse(resp *http.Response) (res DownloadExportRes, _
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper DownloadExportInternalServerError
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9151,7 +12573,74 @@ func decodeGetExportResponse(resp *http.Response) (res GetExportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper ExportHeaders
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9198,6 +12687,70 @@ func decodeGetExportResponse(resp *http.Response) (res GetExportRes, _ error) {
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -9280,7 +12833,7 @@ func decodeGetExportResponse(resp *http.Response) (res GetExportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetExportNotFound
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -9306,7 +12859,74 @@ func decodeGetExportResponse(resp *http.Response) (res GetExportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetExportNotFound
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9324,7 +12944,7 @@ func decodeGetExportResponse(resp *http.Response) (res GetExportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetExportGone
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -9350,7 +12970,74 @@ func decodeGetExportResponse(resp *http.Response) (res GetExportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetExportGone
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9368,7 +13055,7 @@ func decodeGetExportResponse(resp *http.Response) (res GetExportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetExportUnprocessableEntity
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -9394,7 +13081,74 @@ func decodeGetExportResponse(resp *http.Response) (res GetExportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetExportUnprocessableEntity
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9412,7 +13166,7 @@ func decodeGetExportResponse(resp *http.Response) (res GetExportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetExportInternalServerError
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -9438,7 +13192,74 @@ func decodeGetExportResponse(resp *http.Response) (res GetExportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetExportInternalServerError
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9488,7 +13309,74 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper ImportHeaders
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9535,6 +13423,70 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -9617,7 +13569,7 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetImportNotFound
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -9643,7 +13595,74 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetImportNotFound
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9661,7 +13680,7 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetImportConflict
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -9687,7 +13706,74 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetImportConflict
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9705,7 +13791,7 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetImportGone
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -9731,7 +13817,74 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetImportGone
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9749,7 +13902,7 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetImportUnprocessableEntity
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -9775,7 +13928,74 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetImportUnprocessableEntity
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -9793,7 +14013,7 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetImportInternalServerError
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -9819,7 +14039,74 @@ func decodeGetImportResponse(resp *http.Response) (res GetImportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetImportInternalServerError
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -10128,6 +14415,70 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -10175,6 +14526,70 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -10414,6 +14829,70 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -10587,6 +15066,70 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -10826,6 +15369,70 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -10999,6 +15606,70 @@ func decodeGetInboxResponse(resp *http.Response) (res GetInboxRes, _ error) {
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -11372,6 +16043,70 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -11611,6 +16346,70 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -11658,6 +16457,70 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -11897,6 +16760,70 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -12072,6 +16999,70 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -12245,6 +17236,70 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -12484,6 +17539,70 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -12659,6 +17778,70 @@ func decodeGetJobResponse(resp *http.Response) (res GetJobRes, _ error) {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -12709,7 +17892,74 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper ReportHeaders
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -12756,6 +18006,70 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -12838,7 +18152,7 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetReportNotFound
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -12864,7 +18178,74 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetReportNotFound
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -12882,7 +18263,7 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetReportConflict
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -12908,7 +18289,74 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetReportConflict
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -12926,7 +18374,7 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetReportGone
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -12952,7 +18400,74 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetReportGone
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -12970,7 +18485,7 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetReportUnprocessableEntity
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -12996,7 +18511,74 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetReportUnprocessableEntity
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -13014,7 +18596,7 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response GetReportInternalServerError
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -13040,7 +18622,74 @@ func decodeGetReportResponse(resp *http.Response) (res GetReportRes, _ error) {
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetReportInternalServerError
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -13157,6 +18806,70 @@ func decodeGetWebhookSecretResponse(resp *http.Response) (res GetWebhookSecretRe
 					return res, errors.Wrap(err, "parse Cache-Control header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -13204,6 +18917,70 @@ func decodeGetWebhookSecretResponse(resp *http.Response) (res GetWebhookSecretRe
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -13312,7 +19089,74 @@ func decodeGetWebhookSecretResponse(resp *http.Response) (res GetWebhookSecretRe
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetExportNotFoundHeaders
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -13557,6 +19401,70 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -13604,6 +19512,70 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -13843,6 +19815,70 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -14018,6 +20054,70 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -14191,6 +20291,70 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -14430,6 +20594,70 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -14603,6 +20831,70 @@ func decodeListImportDeliveriesResponse(resp *http.Response) (res ListImportDeli
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -14850,6 +21142,70 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -14897,6 +21253,70 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -15136,6 +21556,70 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -15309,6 +21793,70 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -15548,6 +22096,70 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -15721,6 +22333,2596 @@ func decodeListInboxDeliveriesResponse(resp *http.Response) (res ListInboxDelive
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
+		default:
+			return res, validate.InvalidContentType(ct)
+		}
+	}
+	return res, validate.UnexpectedStatusCodeWithResponse(resp)
+}
+
+func decodeListJobsResponse(resp *http.Response) (res ListJobsRes, _ error) {
+	switch resp.StatusCode {
+	case 200:
+		// Code 200.
+		ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if err != nil {
+			return res, errors.Wrap(err, "parse media type")
+		}
+		switch {
+		case ct == "application/json":
+			buf, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return res, err
+			}
+			d := jx.DecodeBytes(buf)
+
+			var response JobList
+			if err := func() error {
+				if err := response.Decode(d); err != nil {
+					return err
+				}
+				if err := d.Skip(); err != io.EOF {
+					return errors.New("unexpected trailing data")
+				}
+				return nil
+			}(); err != nil {
+				err = &ogenerrors.DecodeBodyError{
+					ContentType: ct,
+					Body:        buf,
+					Err:         err,
+				}
+				return res, err
+			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
+			var wrapper JobListHeaders
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Cache-Control" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Cache-Control",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotCacheControlVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotCacheControlVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.CacheControl.SetTo(wrapperDotCacheControlVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Cache-Control header")
+				}
+			}
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
+		default:
+			return res, validate.InvalidContentType(ct)
+		}
+	case 401:
+		// Code 401.
+		ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if err != nil {
+			return res, errors.Wrap(err, "parse media type")
+		}
+		switch {
+		case ct == "application/problem+json":
+			buf, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return res, err
+			}
+			d := jx.DecodeBytes(buf)
+
+			var response Problem
+			if err := func() error {
+				if err := response.Decode(d); err != nil {
+					return err
+				}
+				if err := d.Skip(); err != io.EOF {
+					return errors.New("unexpected trailing data")
+				}
+				return nil
+			}(); err != nil {
+				err = &ogenerrors.DecodeBodyError{
+					ContentType: ct,
+					Body:        buf,
+					Err:         err,
+				}
+				return res, err
+			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
+			var wrapper CreateExportUnauthorizedHeaders
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			// Parse "WWW-Authenticate" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "WWW-Authenticate",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotWWWAuthenticateVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotWWWAuthenticateVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.WWWAuthenticate.SetTo(wrapperDotWWWAuthenticateVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse WWW-Authenticate header")
+				}
+			}
+			return &wrapper, nil
+		default:
+			return res, validate.InvalidContentType(ct)
+		}
+	case 422:
+		// Code 422.
+		ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if err != nil {
+			return res, errors.Wrap(err, "parse media type")
+		}
+		switch {
+		case ct == "application/problem+json":
+			buf, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return res, err
+			}
+			d := jx.DecodeBytes(buf)
+
+			var response Problem
+			if err := func() error {
+				if err := response.Decode(d); err != nil {
+					return err
+				}
+				if err := d.Skip(); err != io.EOF {
+					return errors.New("unexpected trailing data")
+				}
+				return nil
+			}(); err != nil {
+				err = &ogenerrors.DecodeBodyError{
+					ContentType: ct,
+					Body:        buf,
+					Err:         err,
+				}
+				return res, err
+			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
+			var wrapper ListJobsUnprocessableEntity
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
+		default:
+			return res, validate.InvalidContentType(ct)
+		}
+	case 429:
+		// Code 429.
+		ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if err != nil {
+			return res, errors.Wrap(err, "parse media type")
+		}
+		switch {
+		case ct == "application/problem+json":
+			buf, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return res, err
+			}
+			d := jx.DecodeBytes(buf)
+
+			var response Problem
+			if err := func() error {
+				if err := response.Decode(d); err != nil {
+					return err
+				}
+				if err := d.Skip(); err != io.EOF {
+					return errors.New("unexpected trailing data")
+				}
+				return nil
+			}(); err != nil {
+				err = &ogenerrors.DecodeBodyError{
+					ContentType: ct,
+					Body:        buf,
+					Err:         err,
+				}
+				return res, err
+			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
+			var wrapper CreateExportConflictHeaders
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Retry-After" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Retry-After",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRetryAfterVal int32
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToInt32(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRetryAfterVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RetryAfter.SetTo(wrapperDotRetryAfterVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RetryAfter.Get(); ok {
+								if err := func() error {
+									if err := (validate.Int{
+										MinSet:        true,
+										Min:           0,
+										MaxSet:        true,
+										Max:           86400,
+										MinExclusive:  false,
+										MaxExclusive:  false,
+										MultipleOfSet: false,
+										MultipleOf:    0,
+										Pattern:       nil,
+									}).Validate(int64(value)); err != nil {
+										return errors.Wrap(err, "int")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Retry-After header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
+		default:
+			return res, validate.InvalidContentType(ct)
+		}
+	case 500:
+		// Code 500.
+		ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if err != nil {
+			return res, errors.Wrap(err, "parse media type")
+		}
+		switch {
+		case ct == "application/problem+json":
+			buf, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return res, err
+			}
+			d := jx.DecodeBytes(buf)
+
+			var response Problem
+			if err := func() error {
+				if err := response.Decode(d); err != nil {
+					return err
+				}
+				if err := d.Skip(); err != io.EOF {
+					return errors.New("unexpected trailing data")
+				}
+				return nil
+			}(); err != nil {
+				err = &ogenerrors.DecodeBodyError{
+					ContentType: ct,
+					Body:        buf,
+					Err:         err,
+				}
+				return res, err
+			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
+			var wrapper ListJobsInternalServerError
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
+		default:
+			return res, validate.InvalidContentType(ct)
+		}
+	}
+	return res, validate.UnexpectedStatusCodeWithResponse(resp)
+}
+
+func decodeListWebhookDeadLettersResponse(resp *http.Response) (res ListWebhookDeadLettersRes, _ error) {
+	switch resp.StatusCode {
+	case 200:
+		// Code 200.
+		ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if err != nil {
+			return res, errors.Wrap(err, "parse media type")
+		}
+		switch {
+		case ct == "application/json":
+			buf, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return res, err
+			}
+			d := jx.DecodeBytes(buf)
+
+			var response DeadLetterList
+			if err := func() error {
+				if err := response.Decode(d); err != nil {
+					return err
+				}
+				if err := d.Skip(); err != io.EOF {
+					return errors.New("unexpected trailing data")
+				}
+				return nil
+			}(); err != nil {
+				err = &ogenerrors.DecodeBodyError{
+					ContentType: ct,
+					Body:        buf,
+					Err:         err,
+				}
+				return res, err
+			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
+			var wrapper DeadLetterListHeaders
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Cache-Control" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Cache-Control",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotCacheControlVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotCacheControlVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.CacheControl.SetTo(wrapperDotCacheControlVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.CacheControl.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Cache-Control header")
+				}
+			}
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
+		default:
+			return res, validate.InvalidContentType(ct)
+		}
+	case 401:
+		// Code 401.
+		ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if err != nil {
+			return res, errors.Wrap(err, "parse media type")
+		}
+		switch {
+		case ct == "application/problem+json":
+			buf, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return res, err
+			}
+			d := jx.DecodeBytes(buf)
+
+			var response Problem
+			if err := func() error {
+				if err := response.Decode(d); err != nil {
+					return err
+				}
+				if err := d.Skip(); err != io.EOF {
+					return errors.New("unexpected trailing data")
+				}
+				return nil
+			}(); err != nil {
+				err = &ogenerrors.DecodeBodyError{
+					ContentType: ct,
+					Body:        buf,
+					Err:         err,
+				}
+				return res, err
+			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
+			var wrapper CreateExportUnauthorizedHeaders
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			// Parse "WWW-Authenticate" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "WWW-Authenticate",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotWWWAuthenticateVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotWWWAuthenticateVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.WWWAuthenticate.SetTo(wrapperDotWWWAuthenticateVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.WWWAuthenticate.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     64,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse WWW-Authenticate header")
+				}
+			}
+			return &wrapper, nil
+		default:
+			return res, validate.InvalidContentType(ct)
+		}
+	case 422:
+		// Code 422.
+		ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if err != nil {
+			return res, errors.Wrap(err, "parse media type")
+		}
+		switch {
+		case ct == "application/problem+json":
+			buf, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return res, err
+			}
+			d := jx.DecodeBytes(buf)
+
+			var response Problem
+			if err := func() error {
+				if err := response.Decode(d); err != nil {
+					return err
+				}
+				if err := d.Skip(); err != io.EOF {
+					return errors.New("unexpected trailing data")
+				}
+				return nil
+			}(); err != nil {
+				err = &ogenerrors.DecodeBodyError{
+					ContentType: ct,
+					Body:        buf,
+					Err:         err,
+				}
+				return res, err
+			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
+			var wrapper ListWebhookDeadLettersUnprocessableEntity
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
+		default:
+			return res, validate.InvalidContentType(ct)
+		}
+	case 429:
+		// Code 429.
+		ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if err != nil {
+			return res, errors.Wrap(err, "parse media type")
+		}
+		switch {
+		case ct == "application/problem+json":
+			buf, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return res, err
+			}
+			d := jx.DecodeBytes(buf)
+
+			var response Problem
+			if err := func() error {
+				if err := response.Decode(d); err != nil {
+					return err
+				}
+				if err := d.Skip(); err != io.EOF {
+					return errors.New("unexpected trailing data")
+				}
+				return nil
+			}(); err != nil {
+				err = &ogenerrors.DecodeBodyError{
+					ContentType: ct,
+					Body:        buf,
+					Err:         err,
+				}
+				return res, err
+			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
+			var wrapper CreateExportConflictHeaders
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Retry-After" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Retry-After",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRetryAfterVal int32
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToInt32(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRetryAfterVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RetryAfter.SetTo(wrapperDotRetryAfterVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RetryAfter.Get(); ok {
+								if err := func() error {
+									if err := (validate.Int{
+										MinSet:        true,
+										Min:           0,
+										MaxSet:        true,
+										Max:           86400,
+										MinExclusive:  false,
+										MaxExclusive:  false,
+										MultipleOfSet: false,
+										MultipleOf:    0,
+										Pattern:       nil,
+									}).Validate(int64(value)); err != nil {
+										return errors.Wrap(err, "int")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Retry-After header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
+		default:
+			return res, validate.InvalidContentType(ct)
+		}
+	case 500:
+		// Code 500.
+		ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		if err != nil {
+			return res, errors.Wrap(err, "parse media type")
+		}
+		switch {
+		case ct == "application/problem+json":
+			buf, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return res, err
+			}
+			d := jx.DecodeBytes(buf)
+
+			var response Problem
+			if err := func() error {
+				if err := response.Decode(d); err != nil {
+					return err
+				}
+				if err := d.Skip(); err != io.EOF {
+					return errors.New("unexpected trailing data")
+				}
+				return nil
+			}(); err != nil {
+				err = &ogenerrors.DecodeBodyError{
+					ContentType: ct,
+					Body:        buf,
+					Err:         err,
+				}
+				return res, err
+			}
+			// Validate response.
+			if err := func() error {
+				if err := response.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "validate")
+			}
+			var wrapper ListWebhookDeadLettersInternalServerError
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "RateLimit" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimit.SetTo(wrapperDotRateLimitVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimit.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit header")
+				}
+			}
+			// Parse "RateLimit-Policy" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "RateLimit-Policy",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotRateLimitPolicyVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotRateLimitPolicyVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.RateLimitPolicy.SetTo(wrapperDotRateLimitPolicyVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.RateLimitPolicy.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     0,
+										MinLengthSet:  false,
+										MaxLength:     128,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         nil,
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -15991,6 +25193,70 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 				return res, errors.Wrap(err, "parse Retry-After header")
 			}
 		}
+		// Parse "Trace-Id" header.
+		{
+			cfg := uri.HeaderParameterDecodingConfig{
+				Name:    "Trace-Id",
+				Explode: false,
+			}
+			if err := func() error {
+				if err := h.HasParam(cfg); err == nil {
+					if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+						var wrapperDotTraceIDVal string
+						if err := func() error {
+							val, err := d.DecodeValue()
+							if err != nil {
+								return err
+							}
+
+							c, err := conv.ToString(val)
+							if err != nil {
+								return err
+							}
+
+							wrapperDotTraceIDVal = c
+							return nil
+						}(); err != nil {
+							return err
+						}
+						wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+						return nil
+					}); err != nil {
+						return err
+					}
+					if err := func() error {
+						if value, ok := wrapper.TraceID.Get(); ok {
+							if err := func() error {
+								if err := (validate.String{
+									MinLength:     32,
+									MinLengthSet:  true,
+									MaxLength:     32,
+									MaxLengthSet:  true,
+									Email:         false,
+									Hostname:      false,
+									Regex:         regexMap["^[0-9a-f]{32}$"],
+									MinNumeric:    0,
+									MinNumericSet: false,
+									MaxNumeric:    0,
+									MaxNumericSet: false,
+								}).Validate(string(value)); err != nil {
+									return errors.Wrap(err, "string")
+								}
+								return nil
+							}(); err != nil {
+								return err
+							}
+						}
+						return nil
+					}(); err != nil {
+						return err
+					}
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "parse Trace-Id header")
+			}
+		}
 		return &wrapper, nil
 	case 404:
 		// Code 404.
@@ -16161,6 +25427,70 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -16336,6 +25666,70 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -16575,6 +25969,70 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -16748,6 +26206,70 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -16985,6 +26507,70 @@ func decodeReceiveInboxDeliveryResponse(resp *http.Response) (res ReceiveInboxDe
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse Retry-After header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -17410,6 +26996,70 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -17585,6 +27235,70 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -17632,6 +27346,70 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -17871,6 +27649,70 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -18108,6 +27950,70 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -18283,6 +28189,70 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -18456,6 +28426,70 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -18695,6 +28729,70 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -18868,6 +28966,70 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -19107,6 +29269,70 @@ func decodeRedeliverImportWebhookResponse(resp *http.Response) (res RedeliverImp
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -19224,6 +29450,70 @@ func decodeRotateWebhookSecretResponse(resp *http.Response) (res RotateWebhookSe
 					return res, errors.Wrap(err, "parse Cache-Control header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -19271,6 +29561,70 @@ func decodeRotateWebhookSecretResponse(resp *http.Response) (res RotateWebhookSe
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -19379,7 +29733,74 @@ func decodeRotateWebhookSecretResponse(resp *http.Response) (res RotateWebhookSe
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper GetExportNotFoundHeaders
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -19560,6 +29981,70 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 					return res, errors.Wrap(err, "parse Location header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -19578,7 +30063,7 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response SetInboxBehaviourBadRequest
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -19604,7 +30089,74 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper SetInboxBehaviourBadRequest
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -19651,6 +30203,70 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -19733,7 +30349,7 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response SetInboxBehaviourNotFound
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -19759,7 +30375,74 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper SetInboxBehaviourNotFound
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -19777,7 +30460,7 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response SetInboxBehaviourUnprocessableEntity
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -19803,7 +30486,74 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper SetInboxBehaviourUnprocessableEntity
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -19821,7 +30571,7 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 			}
 			d := jx.DecodeBytes(buf)
 
-			var response SetInboxBehaviourInternalServerError
+			var response Problem
 			if err := func() error {
 				if err := response.Decode(d); err != nil {
 					return err
@@ -19847,7 +30597,74 @@ func decodeSetInboxBehaviourResponse(resp *http.Response) (res SetInboxBehaviour
 			}(); err != nil {
 				return res, errors.Wrap(err, "validate")
 			}
-			return &response, nil
+			var wrapper SetInboxBehaviourInternalServerError
+			wrapper.Response = response
+			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
+			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
 		}
@@ -20003,6 +30820,70 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -20050,6 +30931,70 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -20289,6 +31234,70 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -20462,6 +31471,70 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -20701,6 +31774,70 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -20876,6 +32013,70 @@ func decodeStreamInboxEventsResponse(resp *http.Response) (res StreamInboxEvents
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -21032,6 +32233,70 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -21166,6 +32431,70 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 				return nil
 			}(); err != nil {
 				return res, errors.Wrap(err, "parse RateLimit-Policy header")
+			}
+		}
+		// Parse "Trace-Id" header.
+		{
+			cfg := uri.HeaderParameterDecodingConfig{
+				Name:    "Trace-Id",
+				Explode: false,
+			}
+			if err := func() error {
+				if err := h.HasParam(cfg); err == nil {
+					if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+						var wrapperDotTraceIDVal string
+						if err := func() error {
+							val, err := d.DecodeValue()
+							if err != nil {
+								return err
+							}
+
+							c, err := conv.ToString(val)
+							if err != nil {
+								return err
+							}
+
+							wrapperDotTraceIDVal = c
+							return nil
+						}(); err != nil {
+							return err
+						}
+						wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+						return nil
+					}); err != nil {
+						return err
+					}
+					if err := func() error {
+						if value, ok := wrapper.TraceID.Get(); ok {
+							if err := func() error {
+								if err := (validate.String{
+									MinLength:     32,
+									MinLengthSet:  true,
+									MaxLength:     32,
+									MaxLengthSet:  true,
+									Email:         false,
+									Hostname:      false,
+									Regex:         regexMap["^[0-9a-f]{32}$"],
+									MinNumeric:    0,
+									MinNumericSet: false,
+									MaxNumeric:    0,
+									MaxNumericSet: false,
+								}).Validate(string(value)); err != nil {
+									return errors.Wrap(err, "string")
+								}
+								return nil
+							}(); err != nil {
+								return err
+							}
+						}
+						return nil
+					}(); err != nil {
+						return err
+					}
+				}
+				return nil
+			}(); err != nil {
+				return res, errors.Wrap(err, "parse Trace-Id header")
 			}
 		}
 		return &wrapper, nil
@@ -21340,6 +32669,70 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -21387,6 +32780,70 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 			var wrapper CreateExportUnauthorizedHeaders
 			wrapper.Response = response
 			h := uri.NewHeaderDecoder(resp.Header)
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			// Parse "WWW-Authenticate" header.
 			{
 				cfg := uri.HeaderParameterDecodingConfig{
@@ -21626,6 +33083,70 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -21801,6 +33322,70 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -21974,6 +33559,70 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil
@@ -22213,6 +33862,70 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 					return res, errors.Wrap(err, "parse Retry-After header")
 				}
 			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
+				}
+			}
 			return &wrapper, nil
 		default:
 			return res, validate.InvalidContentType(ct)
@@ -22386,6 +34099,70 @@ func decodeStreamJobEventsResponse(resp *http.Response) (res StreamJobEventsRes,
 					return nil
 				}(); err != nil {
 					return res, errors.Wrap(err, "parse RateLimit-Policy header")
+				}
+			}
+			// Parse "Trace-Id" header.
+			{
+				cfg := uri.HeaderParameterDecodingConfig{
+					Name:    "Trace-Id",
+					Explode: false,
+				}
+				if err := func() error {
+					if err := h.HasParam(cfg); err == nil {
+						if err := h.DecodeParam(cfg, func(d uri.Decoder) error {
+							var wrapperDotTraceIDVal string
+							if err := func() error {
+								val, err := d.DecodeValue()
+								if err != nil {
+									return err
+								}
+
+								c, err := conv.ToString(val)
+								if err != nil {
+									return err
+								}
+
+								wrapperDotTraceIDVal = c
+								return nil
+							}(); err != nil {
+								return err
+							}
+							wrapper.TraceID.SetTo(wrapperDotTraceIDVal)
+							return nil
+						}); err != nil {
+							return err
+						}
+						if err := func() error {
+							if value, ok := wrapper.TraceID.Get(); ok {
+								if err := func() error {
+									if err := (validate.String{
+										MinLength:     32,
+										MinLengthSet:  true,
+										MaxLength:     32,
+										MaxLengthSet:  true,
+										Email:         false,
+										Hostname:      false,
+										Regex:         regexMap["^[0-9a-f]{32}$"],
+										MinNumeric:    0,
+										MinNumericSet: false,
+										MaxNumeric:    0,
+										MaxNumericSet: false,
+									}).Validate(string(value)); err != nil {
+										return errors.Wrap(err, "string")
+									}
+									return nil
+								}(); err != nil {
+									return err
+								}
+							}
+							return nil
+						}(); err != nil {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					return res, errors.Wrap(err, "parse Trace-Id header")
 				}
 			}
 			return &wrapper, nil

@@ -36,31 +36,37 @@ func (s *BearerAuth) SetRoles(val []string) {
 	s.Roles = val
 }
 
-type CancelJobConflict Problem
+type CancelJobConflict GetExportNotFoundHeaders
 
 func (*CancelJobConflict) cancelJobRes() {}
 
-type CancelJobGone Problem
+type CancelJobGone GetExportNotFoundHeaders
 
 func (*CancelJobGone) cancelJobRes() {}
 
-type CancelJobInternalServerError Problem
+type CancelJobInternalServerError GetExportNotFoundHeaders
 
 func (*CancelJobInternalServerError) cancelJobRes() {}
 
-type CancelJobNotFound Problem
+type CancelJobNotFound GetExportNotFoundHeaders
 
 func (*CancelJobNotFound) cancelJobRes() {}
 
 // CancelJobOKHeaders wraps Job with response headers.
 type CancelJobOKHeaders struct {
 	CacheControl OptString
+	TraceID      OptString
 	Response     Job
 }
 
 // GetCacheControl returns the value of CacheControl.
 func (s *CancelJobOKHeaders) GetCacheControl() OptString {
 	return s.CacheControl
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *CancelJobOKHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -73,6 +79,11 @@ func (s *CancelJobOKHeaders) SetCacheControl(val OptString) {
 	s.CacheControl = val
 }
 
+// SetTraceID sets the value of TraceID.
+func (s *CancelJobOKHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
 // SetResponse sets the value of Response.
 func (s *CancelJobOKHeaders) SetResponse(val Job) {
 	s.Response = val
@@ -80,7 +91,7 @@ func (s *CancelJobOKHeaders) SetResponse(val Job) {
 
 func (*CancelJobOKHeaders) cancelJobRes() {}
 
-type CancelJobUnprocessableEntity Problem
+type CancelJobUnprocessableEntity GetExportNotFoundHeaders
 
 func (*CancelJobUnprocessableEntity) cancelJobRes() {}
 
@@ -97,6 +108,7 @@ type CreateExportConflictHeaders struct {
 	RateLimit       OptString
 	RateLimitPolicy OptString
 	RetryAfter      OptInt32
+	TraceID         OptString
 	Response        Problem
 }
 
@@ -113,6 +125,11 @@ func (s *CreateExportConflictHeaders) GetRateLimitPolicy() OptString {
 // GetRetryAfter returns the value of RetryAfter.
 func (s *CreateExportConflictHeaders) GetRetryAfter() OptInt32 {
 	return s.RetryAfter
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *CreateExportConflictHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -135,18 +152,25 @@ func (s *CreateExportConflictHeaders) SetRetryAfter(val OptInt32) {
 	s.RetryAfter = val
 }
 
+// SetTraceID sets the value of TraceID.
+func (s *CreateExportConflictHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
 // SetResponse sets the value of Response.
 func (s *CreateExportConflictHeaders) SetResponse(val Problem) {
 	s.Response = val
 }
 
-func (*CreateExportConflictHeaders) createInboxRes()          {}
-func (*CreateExportConflictHeaders) getInboxRes()             {}
-func (*CreateExportConflictHeaders) getJobRes()               {}
-func (*CreateExportConflictHeaders) listImportDeliveriesRes() {}
-func (*CreateExportConflictHeaders) listInboxDeliveriesRes()  {}
-func (*CreateExportConflictHeaders) streamInboxEventsRes()    {}
-func (*CreateExportConflictHeaders) streamJobEventsRes()      {}
+func (*CreateExportConflictHeaders) createInboxRes()            {}
+func (*CreateExportConflictHeaders) getInboxRes()               {}
+func (*CreateExportConflictHeaders) getJobRes()                 {}
+func (*CreateExportConflictHeaders) listImportDeliveriesRes()   {}
+func (*CreateExportConflictHeaders) listInboxDeliveriesRes()    {}
+func (*CreateExportConflictHeaders) listJobsRes()               {}
+func (*CreateExportConflictHeaders) listWebhookDeadLettersRes() {}
+func (*CreateExportConflictHeaders) streamInboxEventsRes()      {}
+func (*CreateExportConflictHeaders) streamJobEventsRes()        {}
 
 type CreateExportInternalServerError ProblemHeaders
 
@@ -166,8 +190,14 @@ func (*CreateExportTooManyRequests) createExportRes() {}
 
 // CreateExportUnauthorizedHeaders wraps Problem with response headers.
 type CreateExportUnauthorizedHeaders struct {
+	TraceID         OptString
 	WWWAuthenticate OptString
 	Response        Problem
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *CreateExportUnauthorizedHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetWWWAuthenticate returns the value of WWWAuthenticate.
@@ -178,6 +208,11 @@ func (s *CreateExportUnauthorizedHeaders) GetWWWAuthenticate() OptString {
 // GetResponse returns the value of Response.
 func (s *CreateExportUnauthorizedHeaders) GetResponse() Problem {
 	return s.Response
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *CreateExportUnauthorizedHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 // SetWWWAuthenticate sets the value of WWWAuthenticate.
@@ -204,6 +239,8 @@ func (*CreateExportUnauthorizedHeaders) getReportRes()              {}
 func (*CreateExportUnauthorizedHeaders) getWebhookSecretRes()       {}
 func (*CreateExportUnauthorizedHeaders) listImportDeliveriesRes()   {}
 func (*CreateExportUnauthorizedHeaders) listInboxDeliveriesRes()    {}
+func (*CreateExportUnauthorizedHeaders) listJobsRes()               {}
+func (*CreateExportUnauthorizedHeaders) listWebhookDeadLettersRes() {}
 func (*CreateExportUnauthorizedHeaders) redeliverImportWebhookRes() {}
 func (*CreateExportUnauthorizedHeaders) rotateWebhookSecretRes()    {}
 func (*CreateExportUnauthorizedHeaders) setInboxBehaviourRes()      {}
@@ -289,6 +326,137 @@ func (*CreateSandboxKeyServiceUnavailable) createSandboxKeyRes() {}
 type CreateSandboxKeyTooManyRequests CreateExportConflictHeaders
 
 func (*CreateSandboxKeyTooManyRequests) createSandboxKeyRes() {}
+
+// Ref: #/components/schemas/DeadLetterLinks
+type DeadLetterLinks struct {
+	// GET: the import's whole delivery log.
+	Deliveries string `json:"deliveries"`
+	// The job's status monitor.
+	Job string `json:"job"`
+	// POST (with an Idempotency-Key) to send the webhook again, once, with the same webhook-id:
+	// redeliverImportWebhook. Absent when there is nothing to send (a payload refused when it was made).
+	Redeliver OptString `json:"redeliver"`
+}
+
+// GetDeliveries returns the value of Deliveries.
+func (s *DeadLetterLinks) GetDeliveries() string {
+	return s.Deliveries
+}
+
+// GetJob returns the value of Job.
+func (s *DeadLetterLinks) GetJob() string {
+	return s.Job
+}
+
+// GetRedeliver returns the value of Redeliver.
+func (s *DeadLetterLinks) GetRedeliver() OptString {
+	return s.Redeliver
+}
+
+// SetDeliveries sets the value of Deliveries.
+func (s *DeadLetterLinks) SetDeliveries(val string) {
+	s.Deliveries = val
+}
+
+// SetJob sets the value of Job.
+func (s *DeadLetterLinks) SetJob(val string) {
+	s.Job = val
+}
+
+// SetRedeliver sets the value of Redeliver.
+func (s *DeadLetterLinks) SetRedeliver(val OptString) {
+	s.Redeliver = val
+}
+
+// Ref: #/components/schemas/DeadLetterList
+type DeadLetterList struct {
+	// This page of webhooks that gave up, the most recent first (by gave_up_at, then message_id).
+	DeadLetters []WebhookDeadLetter `json:"dead_letters"`
+	// Pass it as page_token to get the next page; empty on the last page. Opaque: do not build or change
+	// one.
+	NextPageToken string `json:"next_page_token"`
+}
+
+// GetDeadLetters returns the value of DeadLetters.
+func (s *DeadLetterList) GetDeadLetters() []WebhookDeadLetter {
+	return s.DeadLetters
+}
+
+// GetNextPageToken returns the value of NextPageToken.
+func (s *DeadLetterList) GetNextPageToken() string {
+	return s.NextPageToken
+}
+
+// SetDeadLetters sets the value of DeadLetters.
+func (s *DeadLetterList) SetDeadLetters(val []WebhookDeadLetter) {
+	s.DeadLetters = val
+}
+
+// SetNextPageToken sets the value of NextPageToken.
+func (s *DeadLetterList) SetNextPageToken(val string) {
+	s.NextPageToken = val
+}
+
+// DeadLetterListHeaders wraps DeadLetterList with response headers.
+type DeadLetterListHeaders struct {
+	CacheControl    OptString
+	RateLimit       OptString
+	RateLimitPolicy OptString
+	TraceID         OptString
+	Response        DeadLetterList
+}
+
+// GetCacheControl returns the value of CacheControl.
+func (s *DeadLetterListHeaders) GetCacheControl() OptString {
+	return s.CacheControl
+}
+
+// GetRateLimit returns the value of RateLimit.
+func (s *DeadLetterListHeaders) GetRateLimit() OptString {
+	return s.RateLimit
+}
+
+// GetRateLimitPolicy returns the value of RateLimitPolicy.
+func (s *DeadLetterListHeaders) GetRateLimitPolicy() OptString {
+	return s.RateLimitPolicy
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *DeadLetterListHeaders) GetTraceID() OptString {
+	return s.TraceID
+}
+
+// GetResponse returns the value of Response.
+func (s *DeadLetterListHeaders) GetResponse() DeadLetterList {
+	return s.Response
+}
+
+// SetCacheControl sets the value of CacheControl.
+func (s *DeadLetterListHeaders) SetCacheControl(val OptString) {
+	s.CacheControl = val
+}
+
+// SetRateLimit sets the value of RateLimit.
+func (s *DeadLetterListHeaders) SetRateLimit(val OptString) {
+	s.RateLimit = val
+}
+
+// SetRateLimitPolicy sets the value of RateLimitPolicy.
+func (s *DeadLetterListHeaders) SetRateLimitPolicy(val OptString) {
+	s.RateLimitPolicy = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *DeadLetterListHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
+// SetResponse sets the value of Response.
+func (s *DeadLetterListHeaders) SetResponse(val DeadLetterList) {
+	s.Response = val
+}
+
+func (*DeadLetterListHeaders) listWebhookDeadLettersRes() {}
 
 // Ref: #/components/schemas/Deliveries
 type Deliveries struct {
@@ -432,6 +600,7 @@ type DeliveriesHeaders struct {
 	CacheControl    OptString
 	RateLimit       OptString
 	RateLimitPolicy OptString
+	TraceID         OptString
 	Response        Deliveries
 }
 
@@ -448,6 +617,11 @@ func (s *DeliveriesHeaders) GetRateLimit() OptString {
 // GetRateLimitPolicy returns the value of RateLimitPolicy.
 func (s *DeliveriesHeaders) GetRateLimitPolicy() OptString {
 	return s.RateLimitPolicy
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *DeliveriesHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -468,6 +642,11 @@ func (s *DeliveriesHeaders) SetRateLimit(val OptString) {
 // SetRateLimitPolicy sets the value of RateLimitPolicy.
 func (s *DeliveriesHeaders) SetRateLimitPolicy(val OptString) {
 	s.RateLimitPolicy = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *DeliveriesHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 // SetResponse sets the value of Response.
@@ -821,19 +1000,19 @@ func (s *DeliveryHeaders) init() DeliveryHeaders {
 	return m
 }
 
-type DownloadExportConflict Problem
+type DownloadExportConflict GetExportNotFoundHeaders
 
 func (*DownloadExportConflict) downloadExportRes() {}
 
-type DownloadExportGone Problem
+type DownloadExportGone GetExportNotFoundHeaders
 
 func (*DownloadExportGone) downloadExportRes() {}
 
-type DownloadExportInternalServerError Problem
+type DownloadExportInternalServerError GetExportNotFoundHeaders
 
 func (*DownloadExportInternalServerError) downloadExportRes() {}
 
-type DownloadExportNotFound Problem
+type DownloadExportNotFound GetExportNotFoundHeaders
 
 func (*DownloadExportNotFound) downloadExportRes() {}
 
@@ -855,6 +1034,7 @@ func (s DownloadExportOKApplicationXNdjson) Read(p []byte) (n int, err error) {
 type DownloadExportOKApplicationXNdjsonHeaders struct {
 	ContentDisposition OptString
 	ContentLength      OptInt64
+	TraceID            OptString
 	Response           DownloadExportOKApplicationXNdjson
 }
 
@@ -866,6 +1046,11 @@ func (s *DownloadExportOKApplicationXNdjsonHeaders) GetContentDisposition() OptS
 // GetContentLength returns the value of ContentLength.
 func (s *DownloadExportOKApplicationXNdjsonHeaders) GetContentLength() OptInt64 {
 	return s.ContentLength
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *DownloadExportOKApplicationXNdjsonHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -881,6 +1066,11 @@ func (s *DownloadExportOKApplicationXNdjsonHeaders) SetContentDisposition(val Op
 // SetContentLength sets the value of ContentLength.
 func (s *DownloadExportOKApplicationXNdjsonHeaders) SetContentLength(val OptInt64) {
 	s.ContentLength = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *DownloadExportOKApplicationXNdjsonHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 // SetResponse sets the value of Response.
@@ -908,6 +1098,7 @@ func (s DownloadExportOKTextCsv) Read(p []byte) (n int, err error) {
 type DownloadExportOKTextCsvHeaders struct {
 	ContentDisposition OptString
 	ContentLength      OptInt64
+	TraceID            OptString
 	Response           DownloadExportOKTextCsv
 }
 
@@ -919,6 +1110,11 @@ func (s *DownloadExportOKTextCsvHeaders) GetContentDisposition() OptString {
 // GetContentLength returns the value of ContentLength.
 func (s *DownloadExportOKTextCsvHeaders) GetContentLength() OptInt64 {
 	return s.ContentLength
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *DownloadExportOKTextCsvHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -936,6 +1132,11 @@ func (s *DownloadExportOKTextCsvHeaders) SetContentLength(val OptInt64) {
 	s.ContentLength = val
 }
 
+// SetTraceID sets the value of TraceID.
+func (s *DownloadExportOKTextCsvHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
 // SetResponse sets the value of Response.
 func (s *DownloadExportOKTextCsvHeaders) SetResponse(val DownloadExportOKTextCsv) {
 	s.Response = val
@@ -943,7 +1144,7 @@ func (s *DownloadExportOKTextCsvHeaders) SetResponse(val DownloadExportOKTextCsv
 
 func (*DownloadExportOKTextCsvHeaders) downloadExportRes() {}
 
-type DownloadExportUnprocessableEntity Problem
+type DownloadExportUnprocessableEntity GetExportNotFoundHeaders
 
 func (*DownloadExportUnprocessableEntity) downloadExportRes() {}
 
@@ -1042,8 +1243,6 @@ func (s *Export) SetStatus(val ExportStatus) {
 func (s *Export) SetTo(val string) {
 	s.To = val
 }
-
-func (*Export) getExportRes() {}
 
 // Ref: #/components/schemas/ExportFile
 type ExportFile struct {
@@ -1199,6 +1398,34 @@ func (s *ExportGranularity) UnmarshalText(data []byte) error {
 		return errors.Errorf("invalid value: %q", data)
 	}
 }
+
+// ExportHeaders wraps Export with response headers.
+type ExportHeaders struct {
+	TraceID  OptString
+	Response Export
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *ExportHeaders) GetTraceID() OptString {
+	return s.TraceID
+}
+
+// GetResponse returns the value of Response.
+func (s *ExportHeaders) GetResponse() Export {
+	return s.Response
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *ExportHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
+// SetResponse sets the value of Response.
+func (s *ExportHeaders) SetResponse(val Export) {
+	s.Response = val
+}
+
+func (*ExportHeaders) getExportRes() {}
 
 // Ref: #/components/schemas/ExportRequest
 type ExportRequest struct {
@@ -1453,39 +1680,68 @@ func (s *FieldError) SetValue(val jx.Raw) {
 	s.Value = val
 }
 
-type GetExportGone Problem
+type GetExportGone GetExportNotFoundHeaders
 
 func (*GetExportGone) getExportRes() {}
 
-type GetExportInternalServerError Problem
+type GetExportInternalServerError GetExportNotFoundHeaders
 
 func (*GetExportInternalServerError) getExportRes() {}
 
-type GetExportNotFound Problem
+type GetExportNotFound GetExportNotFoundHeaders
 
 func (*GetExportNotFound) getExportRes() {}
 
-type GetExportUnprocessableEntity Problem
+// GetExportNotFoundHeaders wraps Problem with response headers.
+type GetExportNotFoundHeaders struct {
+	TraceID  OptString
+	Response Problem
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *GetExportNotFoundHeaders) GetTraceID() OptString {
+	return s.TraceID
+}
+
+// GetResponse returns the value of Response.
+func (s *GetExportNotFoundHeaders) GetResponse() Problem {
+	return s.Response
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *GetExportNotFoundHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
+// SetResponse sets the value of Response.
+func (s *GetExportNotFoundHeaders) SetResponse(val Problem) {
+	s.Response = val
+}
+
+func (*GetExportNotFoundHeaders) getWebhookSecretRes()    {}
+func (*GetExportNotFoundHeaders) rotateWebhookSecretRes() {}
+
+type GetExportUnprocessableEntity GetExportNotFoundHeaders
 
 func (*GetExportUnprocessableEntity) getExportRes() {}
 
-type GetImportConflict Problem
+type GetImportConflict GetExportNotFoundHeaders
 
 func (*GetImportConflict) getImportRes() {}
 
-type GetImportGone Problem
+type GetImportGone GetExportNotFoundHeaders
 
 func (*GetImportGone) getImportRes() {}
 
-type GetImportInternalServerError Problem
+type GetImportInternalServerError GetExportNotFoundHeaders
 
 func (*GetImportInternalServerError) getImportRes() {}
 
-type GetImportNotFound Problem
+type GetImportNotFound GetExportNotFoundHeaders
 
 func (*GetImportNotFound) getImportRes() {}
 
-type GetImportUnprocessableEntity Problem
+type GetImportUnprocessableEntity GetExportNotFoundHeaders
 
 func (*GetImportUnprocessableEntity) getImportRes() {}
 
@@ -1520,6 +1776,7 @@ type GetJobOKHeaders struct {
 	RateLimit       OptString
 	RateLimitPolicy OptString
 	RetryAfter      OptInt32
+	TraceID         OptString
 	Response        Job
 }
 
@@ -1546,6 +1803,11 @@ func (s *GetJobOKHeaders) GetRateLimitPolicy() OptString {
 // GetRetryAfter returns the value of RetryAfter.
 func (s *GetJobOKHeaders) GetRetryAfter() OptInt32 {
 	return s.RetryAfter
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *GetJobOKHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -1578,6 +1840,11 @@ func (s *GetJobOKHeaders) SetRetryAfter(val OptInt32) {
 	s.RetryAfter = val
 }
 
+// SetTraceID sets the value of TraceID.
+func (s *GetJobOKHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
 // SetResponse sets the value of Response.
 func (s *GetJobOKHeaders) SetResponse(val Job) {
 	s.Response = val
@@ -1590,6 +1857,7 @@ type GetJobSeeOtherHeaders struct {
 	Location        OptString
 	RateLimit       OptString
 	RateLimitPolicy OptString
+	TraceID         OptString
 	Response        Job
 }
 
@@ -1606,6 +1874,11 @@ func (s *GetJobSeeOtherHeaders) GetRateLimit() OptString {
 // GetRateLimitPolicy returns the value of RateLimitPolicy.
 func (s *GetJobSeeOtherHeaders) GetRateLimitPolicy() OptString {
 	return s.RateLimitPolicy
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *GetJobSeeOtherHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -1628,6 +1901,11 @@ func (s *GetJobSeeOtherHeaders) SetRateLimitPolicy(val OptString) {
 	s.RateLimitPolicy = val
 }
 
+// SetTraceID sets the value of TraceID.
+func (s *GetJobSeeOtherHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
 // SetResponse sets the value of Response.
 func (s *GetJobSeeOtherHeaders) SetResponse(val Job) {
 	s.Response = val
@@ -1639,23 +1917,23 @@ type GetJobUnprocessableEntity ProblemHeaders
 
 func (*GetJobUnprocessableEntity) getJobRes() {}
 
-type GetReportConflict Problem
+type GetReportConflict GetExportNotFoundHeaders
 
 func (*GetReportConflict) getReportRes() {}
 
-type GetReportGone Problem
+type GetReportGone GetExportNotFoundHeaders
 
 func (*GetReportGone) getReportRes() {}
 
-type GetReportInternalServerError Problem
+type GetReportInternalServerError GetExportNotFoundHeaders
 
 func (*GetReportInternalServerError) getReportRes() {}
 
-type GetReportNotFound Problem
+type GetReportNotFound GetExportNotFoundHeaders
 
 func (*GetReportNotFound) getReportRes() {}
 
-type GetReportUnprocessableEntity Problem
+type GetReportUnprocessableEntity GetExportNotFoundHeaders
 
 func (*GetReportUnprocessableEntity) getReportRes() {}
 
@@ -1814,8 +2092,6 @@ func (s *Import) SetTotalRows(val int64) {
 	s.TotalRows = val
 }
 
-func (*Import) getImportRes() {}
-
 // Ref: #/components/schemas/ImportAccepted
 type ImportAccepted struct {
 	// When the job was accepted (RFC 3339).
@@ -1856,6 +2132,9 @@ type ImportAccepted struct {
 	Status ImportAcceptedStatus `json:"status"`
 	// The status monitor; the same URL as the Location header of the 202.
 	StatusURL string `json:"status_url"`
+	// The trace that started the job: the Trace-Id of the request that accepted it. Its worker's runs and
+	// its webhook belong to the same trace. Quote it, with the job id, when you contact support.
+	TraceID OptString `json:"trace_id"`
 	// When the job last changed (RFC 3339).
 	UpdatedAt time.Time `json:"updated_at"`
 	// The event types that may be POSTed to callback_url when the import ends (exactly one of them is);
@@ -1946,6 +2225,11 @@ func (s *ImportAccepted) GetStatus() ImportAcceptedStatus {
 // GetStatusURL returns the value of StatusURL.
 func (s *ImportAccepted) GetStatusURL() string {
 	return s.StatusURL
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *ImportAccepted) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetUpdatedAt returns the value of UpdatedAt.
@@ -2043,6 +2327,11 @@ func (s *ImportAccepted) SetStatusURL(val string) {
 	s.StatusURL = val
 }
 
+// SetTraceID sets the value of TraceID.
+func (s *ImportAccepted) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
 // SetUpdatedAt sets the value of UpdatedAt.
 func (s *ImportAccepted) SetUpdatedAt(val time.Time) {
 	s.UpdatedAt = val
@@ -2061,6 +2350,7 @@ type ImportAcceptedHeaders struct {
 	RateLimit          OptString
 	RateLimitPolicy    OptString
 	RetryAfter         OptInt32
+	TraceID            OptString
 	Response           ImportAccepted
 }
 
@@ -2092,6 +2382,11 @@ func (s *ImportAcceptedHeaders) GetRateLimitPolicy() OptString {
 // GetRetryAfter returns the value of RetryAfter.
 func (s *ImportAcceptedHeaders) GetRetryAfter() OptInt32 {
 	return s.RetryAfter
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *ImportAcceptedHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -2127,6 +2422,11 @@ func (s *ImportAcceptedHeaders) SetRateLimitPolicy(val OptString) {
 // SetRetryAfter sets the value of RetryAfter.
 func (s *ImportAcceptedHeaders) SetRetryAfter(val OptInt32) {
 	s.RetryAfter = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *ImportAcceptedHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 // SetResponse sets the value of Response.
@@ -2532,6 +2832,34 @@ type ImportFailedOK struct{}
 
 func (*ImportFailedOK) importFailedRes() {}
 
+// ImportHeaders wraps Import with response headers.
+type ImportHeaders struct {
+	TraceID  OptString
+	Response Import
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *ImportHeaders) GetTraceID() OptString {
+	return s.TraceID
+}
+
+// GetResponse returns the value of Response.
+func (s *ImportHeaders) GetResponse() Import {
+	return s.Response
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *ImportHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
+// SetResponse sets the value of Response.
+func (s *ImportHeaders) SetResponse(val Import) {
+	s.Response = val
+}
+
+func (*ImportHeaders) getImportRes() {}
+
 // The event type this import ended with: every row imported, some, or none.
 type ImportOutcome string
 
@@ -2764,6 +3092,7 @@ type InboxDeliveriesHeaders struct {
 	CacheControl    OptString
 	RateLimit       OptString
 	RateLimitPolicy OptString
+	TraceID         OptString
 	Response        InboxDeliveries
 }
 
@@ -2780,6 +3109,11 @@ func (s *InboxDeliveriesHeaders) GetRateLimit() OptString {
 // GetRateLimitPolicy returns the value of RateLimitPolicy.
 func (s *InboxDeliveriesHeaders) GetRateLimitPolicy() OptString {
 	return s.RateLimitPolicy
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *InboxDeliveriesHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -2800,6 +3134,11 @@ func (s *InboxDeliveriesHeaders) SetRateLimit(val OptString) {
 // SetRateLimitPolicy sets the value of RateLimitPolicy.
 func (s *InboxDeliveriesHeaders) SetRateLimitPolicy(val OptString) {
 	s.RateLimitPolicy = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *InboxDeliveriesHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 // SetResponse sets the value of Response.
@@ -2916,6 +3255,7 @@ type InboxViewHeaders struct {
 	Location        OptString
 	RateLimit       OptString
 	RateLimitPolicy OptString
+	TraceID         OptString
 	Response        InboxView
 }
 
@@ -2937,6 +3277,11 @@ func (s *InboxViewHeaders) GetRateLimit() OptString {
 // GetRateLimitPolicy returns the value of RateLimitPolicy.
 func (s *InboxViewHeaders) GetRateLimitPolicy() OptString {
 	return s.RateLimitPolicy
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *InboxViewHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -2962,6 +3307,11 @@ func (s *InboxViewHeaders) SetRateLimit(val OptString) {
 // SetRateLimitPolicy sets the value of RateLimitPolicy.
 func (s *InboxViewHeaders) SetRateLimitPolicy(val OptString) {
 	s.RateLimitPolicy = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *InboxViewHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 // SetResponse sets the value of Response.
@@ -3006,6 +3356,9 @@ type Job struct {
 	Status JobStatus `json:"status"`
 	// The status monitor; the same URL as the Location header of the 202.
 	StatusURL string `json:"status_url"`
+	// The trace that started the job: the Trace-Id of the request that accepted it. Its worker's runs and
+	// its webhook belong to the same trace. Quote it, with the job id, when you contact support.
+	TraceID OptString `json:"trace_id"`
 	// When the job last changed (RFC 3339).
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -3078,6 +3431,11 @@ func (s *Job) GetStatus() JobStatus {
 // GetStatusURL returns the value of StatusURL.
 func (s *Job) GetStatusURL() string {
 	return s.StatusURL
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *Job) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetUpdatedAt returns the value of UpdatedAt.
@@ -3155,6 +3513,11 @@ func (s *Job) SetStatusURL(val string) {
 	s.StatusURL = val
 }
 
+// SetTraceID sets the value of TraceID.
+func (s *Job) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
 // SetUpdatedAt sets the value of UpdatedAt.
 func (s *Job) SetUpdatedAt(val time.Time) {
 	s.UpdatedAt = val
@@ -3168,6 +3531,7 @@ type JobHeaders struct {
 	RateLimit          OptString
 	RateLimitPolicy    OptString
 	RetryAfter         OptInt32
+	TraceID            OptString
 	Response           Job
 }
 
@@ -3199,6 +3563,11 @@ func (s *JobHeaders) GetRateLimitPolicy() OptString {
 // GetRetryAfter returns the value of RetryAfter.
 func (s *JobHeaders) GetRetryAfter() OptInt32 {
 	return s.RetryAfter
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *JobHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -3234,6 +3603,11 @@ func (s *JobHeaders) SetRateLimitPolicy(val OptString) {
 // SetRetryAfter sets the value of RetryAfter.
 func (s *JobHeaders) SetRetryAfter(val OptInt32) {
 	s.RetryAfter = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *JobHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 // SetResponse sets the value of Response.
@@ -3292,6 +3666,97 @@ func (s *JobKind) UnmarshalText(data []byte) error {
 		return errors.Errorf("invalid value: %q", data)
 	}
 }
+
+// Ref: #/components/schemas/JobList
+type JobList struct {
+	// This page of jobs, newest first (by created_at, then id): each the same object GET /v1/jobs/{id}
+	// answers.
+	Jobs []Job `json:"jobs"`
+	// Pass it as page_token, with the same filters, to get the next page; empty on the last page. Opaque:
+	// do not build or change one.
+	NextPageToken string `json:"next_page_token"`
+}
+
+// GetJobs returns the value of Jobs.
+func (s *JobList) GetJobs() []Job {
+	return s.Jobs
+}
+
+// GetNextPageToken returns the value of NextPageToken.
+func (s *JobList) GetNextPageToken() string {
+	return s.NextPageToken
+}
+
+// SetJobs sets the value of Jobs.
+func (s *JobList) SetJobs(val []Job) {
+	s.Jobs = val
+}
+
+// SetNextPageToken sets the value of NextPageToken.
+func (s *JobList) SetNextPageToken(val string) {
+	s.NextPageToken = val
+}
+
+// JobListHeaders wraps JobList with response headers.
+type JobListHeaders struct {
+	CacheControl    OptString
+	RateLimit       OptString
+	RateLimitPolicy OptString
+	TraceID         OptString
+	Response        JobList
+}
+
+// GetCacheControl returns the value of CacheControl.
+func (s *JobListHeaders) GetCacheControl() OptString {
+	return s.CacheControl
+}
+
+// GetRateLimit returns the value of RateLimit.
+func (s *JobListHeaders) GetRateLimit() OptString {
+	return s.RateLimit
+}
+
+// GetRateLimitPolicy returns the value of RateLimitPolicy.
+func (s *JobListHeaders) GetRateLimitPolicy() OptString {
+	return s.RateLimitPolicy
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *JobListHeaders) GetTraceID() OptString {
+	return s.TraceID
+}
+
+// GetResponse returns the value of Response.
+func (s *JobListHeaders) GetResponse() JobList {
+	return s.Response
+}
+
+// SetCacheControl sets the value of CacheControl.
+func (s *JobListHeaders) SetCacheControl(val OptString) {
+	s.CacheControl = val
+}
+
+// SetRateLimit sets the value of RateLimit.
+func (s *JobListHeaders) SetRateLimit(val OptString) {
+	s.RateLimit = val
+}
+
+// SetRateLimitPolicy sets the value of RateLimitPolicy.
+func (s *JobListHeaders) SetRateLimitPolicy(val OptString) {
+	s.RateLimitPolicy = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *JobListHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
+// SetResponse sets the value of Response.
+func (s *JobListHeaders) SetResponse(val JobList) {
+	s.Response = val
+}
+
+func (*JobListHeaders) listJobsRes() {}
 
 // Where the job is in its lifecycle. queued and processing move forward; succeeded, failed and
 // canceled are terminal and never change.
@@ -3437,6 +3902,22 @@ type ListInboxDeliveriesUnprocessableEntity ProblemHeaders
 
 func (*ListInboxDeliveriesUnprocessableEntity) listInboxDeliveriesRes() {}
 
+type ListJobsInternalServerError ProblemHeaders
+
+func (*ListJobsInternalServerError) listJobsRes() {}
+
+type ListJobsUnprocessableEntity ProblemHeaders
+
+func (*ListJobsUnprocessableEntity) listJobsRes() {}
+
+type ListWebhookDeadLettersInternalServerError ProblemHeaders
+
+func (*ListWebhookDeadLettersInternalServerError) listWebhookDeadLettersRes() {}
+
+type ListWebhookDeadLettersUnprocessableEntity ProblemHeaders
+
+func (*ListWebhookDeadLettersUnprocessableEntity) listWebhookDeadLettersRes() {}
+
 // NewOptBool returns new OptBool with value set to v.
 func NewOptBool(v bool) OptBool {
 	return OptBool{
@@ -3569,6 +4050,52 @@ func (o OptDeliveriesEventType) Get() (v DeliveriesEventType, ok bool) {
 
 // Or returns value if set, or given parameter if does not.
 func (o OptDeliveriesEventType) Or(d DeliveriesEventType) DeliveriesEventType {
+	if v, ok := o.Get(); ok {
+		return v
+	}
+	return d
+}
+
+// NewOptDeliveryAttempt returns new OptDeliveryAttempt with value set to v.
+func NewOptDeliveryAttempt(v DeliveryAttempt) OptDeliveryAttempt {
+	return OptDeliveryAttempt{
+		Value: v,
+		Set:   true,
+	}
+}
+
+// OptDeliveryAttempt is optional DeliveryAttempt.
+type OptDeliveryAttempt struct {
+	Value DeliveryAttempt
+	Set   bool
+}
+
+// IsSet returns true if OptDeliveryAttempt was set.
+func (o OptDeliveryAttempt) IsSet() bool { return o.Set }
+
+// Reset unsets value.
+func (o *OptDeliveryAttempt) Reset() {
+	var v DeliveryAttempt
+	o.Value = v
+	o.Set = false
+}
+
+// SetTo sets value to v.
+func (o *OptDeliveryAttempt) SetTo(v DeliveryAttempt) {
+	o.Set = true
+	o.Value = v
+}
+
+// Get returns value and boolean that denotes whether value was set.
+func (o OptDeliveryAttempt) Get() (v DeliveryAttempt, ok bool) {
+	if !o.Set {
+		return v, false
+	}
+	return o.Value, true
+}
+
+// Or returns value if set, or given parameter if does not.
+func (o OptDeliveryAttempt) Or(d DeliveryAttempt) DeliveryAttempt {
 	if v, ok := o.Get(); ok {
 		return v
 	}
@@ -4261,6 +4788,9 @@ type Problem struct {
 	Status int64 `json:"status"`
 	// Short summary of the problem type; the same for every occurrence of this type.
 	Title string `json:"title"`
+	// The trace of the request that got this answer, as in its Trace-Id header. Quote it when you contact
+	// support.
+	TraceID OptString `json:"trace_id"`
 	// URI of this problem's entry in the error catalog; open it in a browser for the explanation and what
 	// to do.
 	Type url.URL `json:"type"`
@@ -4304,6 +4834,11 @@ func (s *Problem) GetStatus() int64 {
 // GetTitle returns the value of Title.
 func (s *Problem) GetTitle() string {
 	return s.Title
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *Problem) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetType returns the value of Type.
@@ -4351,18 +4886,21 @@ func (s *Problem) SetTitle(val string) {
 	s.Title = val
 }
 
+// SetTraceID sets the value of TraceID.
+func (s *Problem) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
 // SetType sets the value of Type.
 func (s *Problem) SetType(val url.URL) {
 	s.Type = val
 }
 
-func (*Problem) getWebhookSecretRes()    {}
-func (*Problem) rotateWebhookSecretRes() {}
-
 // ProblemHeaders wraps Problem with response headers.
 type ProblemHeaders struct {
 	RateLimit       OptString
 	RateLimitPolicy OptString
+	TraceID         OptString
 	Response        Problem
 }
 
@@ -4374,6 +4912,11 @@ func (s *ProblemHeaders) GetRateLimit() OptString {
 // GetRateLimitPolicy returns the value of RateLimitPolicy.
 func (s *ProblemHeaders) GetRateLimitPolicy() OptString {
 	return s.RateLimitPolicy
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *ProblemHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -4389,6 +4932,11 @@ func (s *ProblemHeaders) SetRateLimit(val OptString) {
 // SetRateLimitPolicy sets the value of RateLimitPolicy.
 func (s *ProblemHeaders) SetRateLimitPolicy(val OptString) {
 	s.RateLimitPolicy = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *ProblemHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 // SetResponse sets the value of Response.
@@ -4409,6 +4957,7 @@ type ReceiveInboxDeliveryNoContent struct {
 	RateLimit       OptString
 	RateLimitPolicy OptString
 	RetryAfter      OptInt32
+	TraceID         OptString
 }
 
 // GetLocation returns the value of Location.
@@ -4431,6 +4980,11 @@ func (s *ReceiveInboxDeliveryNoContent) GetRetryAfter() OptInt32 {
 	return s.RetryAfter
 }
 
+// GetTraceID returns the value of TraceID.
+func (s *ReceiveInboxDeliveryNoContent) GetTraceID() OptString {
+	return s.TraceID
+}
+
 // SetLocation sets the value of Location.
 func (s *ReceiveInboxDeliveryNoContent) SetLocation(val OptString) {
 	s.Location = val
@@ -4449,6 +5003,11 @@ func (s *ReceiveInboxDeliveryNoContent) SetRateLimitPolicy(val OptString) {
 // SetRetryAfter sets the value of RetryAfter.
 func (s *ReceiveInboxDeliveryNoContent) SetRetryAfter(val OptInt32) {
 	s.RetryAfter = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *ReceiveInboxDeliveryNoContent) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 func (*ReceiveInboxDeliveryNoContent) receiveInboxDeliveryRes() {}
@@ -4514,6 +5073,7 @@ type RedeliverImportWebhookAcceptedHeaders struct {
 	RateLimit          OptString
 	RateLimitPolicy    OptString
 	RetryAfter         OptInt32
+	TraceID            OptString
 	Response           Deliveries
 }
 
@@ -4545,6 +5105,11 @@ func (s *RedeliverImportWebhookAcceptedHeaders) GetRateLimitPolicy() OptString {
 // GetRetryAfter returns the value of RetryAfter.
 func (s *RedeliverImportWebhookAcceptedHeaders) GetRetryAfter() OptInt32 {
 	return s.RetryAfter
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *RedeliverImportWebhookAcceptedHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -4580,6 +5145,11 @@ func (s *RedeliverImportWebhookAcceptedHeaders) SetRateLimitPolicy(val OptString
 // SetRetryAfter sets the value of RetryAfter.
 func (s *RedeliverImportWebhookAcceptedHeaders) SetRetryAfter(val OptInt32) {
 	s.RetryAfter = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *RedeliverImportWebhookAcceptedHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 // SetResponse sets the value of Response.
@@ -4754,7 +5324,33 @@ func (s *Report) SetTotals(val Row) {
 	s.Totals = val
 }
 
-func (*Report) getReportRes() {}
+// ReportHeaders wraps Report with response headers.
+type ReportHeaders struct {
+	TraceID  OptString
+	Response Report
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *ReportHeaders) GetTraceID() OptString {
+	return s.TraceID
+}
+
+// GetResponse returns the value of Response.
+func (s *ReportHeaders) GetResponse() Report {
+	return s.Response
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *ReportHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
+// SetResponse sets the value of Response.
+func (s *ReportHeaders) SetResponse(val Report) {
+	s.Response = val
+}
+
+func (*ReportHeaders) getReportRes() {}
 
 // Ref: #/components/schemas/ReportRequest
 type ReportRequest struct {
@@ -4912,6 +5508,7 @@ func (s *SandboxKey) SetNote(val string) {
 type SandboxKeyHeaders struct {
 	RateLimit       OptString
 	RateLimitPolicy OptString
+	TraceID         OptString
 	Response        SandboxKey
 }
 
@@ -4923,6 +5520,11 @@ func (s *SandboxKeyHeaders) GetRateLimit() OptString {
 // GetRateLimitPolicy returns the value of RateLimitPolicy.
 func (s *SandboxKeyHeaders) GetRateLimitPolicy() OptString {
 	return s.RateLimitPolicy
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *SandboxKeyHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -4940,6 +5542,11 @@ func (s *SandboxKeyHeaders) SetRateLimitPolicy(val OptString) {
 	s.RateLimitPolicy = val
 }
 
+// SetTraceID sets the value of TraceID.
+func (s *SandboxKeyHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
 // SetResponse sets the value of Response.
 func (s *SandboxKeyHeaders) SetResponse(val SandboxKey) {
 	s.Response = val
@@ -4947,15 +5554,15 @@ func (s *SandboxKeyHeaders) SetResponse(val SandboxKey) {
 
 func (*SandboxKeyHeaders) createSandboxKeyRes() {}
 
-type SetInboxBehaviourBadRequest Problem
+type SetInboxBehaviourBadRequest GetExportNotFoundHeaders
 
 func (*SetInboxBehaviourBadRequest) setInboxBehaviourRes() {}
 
-type SetInboxBehaviourInternalServerError Problem
+type SetInboxBehaviourInternalServerError GetExportNotFoundHeaders
 
 func (*SetInboxBehaviourInternalServerError) setInboxBehaviourRes() {}
 
-type SetInboxBehaviourNotFound Problem
+type SetInboxBehaviourNotFound GetExportNotFoundHeaders
 
 func (*SetInboxBehaviourNotFound) setInboxBehaviourRes() {}
 
@@ -4963,6 +5570,7 @@ func (*SetInboxBehaviourNotFound) setInboxBehaviourRes() {}
 type SetInboxBehaviourOKHeaders struct {
 	CacheControl OptString
 	Location     OptString
+	TraceID      OptString
 	Response     InboxView
 }
 
@@ -4974,6 +5582,11 @@ func (s *SetInboxBehaviourOKHeaders) GetCacheControl() OptString {
 // GetLocation returns the value of Location.
 func (s *SetInboxBehaviourOKHeaders) GetLocation() OptString {
 	return s.Location
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *SetInboxBehaviourOKHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -4991,6 +5604,11 @@ func (s *SetInboxBehaviourOKHeaders) SetLocation(val OptString) {
 	s.Location = val
 }
 
+// SetTraceID sets the value of TraceID.
+func (s *SetInboxBehaviourOKHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
+}
+
 // SetResponse sets the value of Response.
 func (s *SetInboxBehaviourOKHeaders) SetResponse(val InboxView) {
 	s.Response = val
@@ -4998,7 +5616,7 @@ func (s *SetInboxBehaviourOKHeaders) SetResponse(val InboxView) {
 
 func (*SetInboxBehaviourOKHeaders) setInboxBehaviourRes() {}
 
-type SetInboxBehaviourUnprocessableEntity Problem
+type SetInboxBehaviourUnprocessableEntity GetExportNotFoundHeaders
 
 func (*SetInboxBehaviourUnprocessableEntity) setInboxBehaviourRes() {}
 
@@ -5191,6 +5809,7 @@ func (s StreamInboxEventsOK) Read(p []byte) (n int, err error) {
 type StreamInboxEventsOKHeaders struct {
 	RateLimit       OptString
 	RateLimitPolicy OptString
+	TraceID         OptString
 	Response        StreamInboxEventsOK
 }
 
@@ -5202,6 +5821,11 @@ func (s *StreamInboxEventsOKHeaders) GetRateLimit() OptString {
 // GetRateLimitPolicy returns the value of RateLimitPolicy.
 func (s *StreamInboxEventsOKHeaders) GetRateLimitPolicy() OptString {
 	return s.RateLimitPolicy
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *StreamInboxEventsOKHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -5217,6 +5841,11 @@ func (s *StreamInboxEventsOKHeaders) SetRateLimit(val OptString) {
 // SetRateLimitPolicy sets the value of RateLimitPolicy.
 func (s *StreamInboxEventsOKHeaders) SetRateLimitPolicy(val OptString) {
 	s.RateLimitPolicy = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *StreamInboxEventsOKHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 // SetResponse sets the value of Response.
@@ -5246,6 +5875,7 @@ func (*StreamJobEventsInternalServerError) streamJobEventsRes() {}
 type StreamJobEventsNoContent struct {
 	RateLimit       OptString
 	RateLimitPolicy OptString
+	TraceID         OptString
 }
 
 // GetRateLimit returns the value of RateLimit.
@@ -5258,6 +5888,11 @@ func (s *StreamJobEventsNoContent) GetRateLimitPolicy() OptString {
 	return s.RateLimitPolicy
 }
 
+// GetTraceID returns the value of TraceID.
+func (s *StreamJobEventsNoContent) GetTraceID() OptString {
+	return s.TraceID
+}
+
 // SetRateLimit sets the value of RateLimit.
 func (s *StreamJobEventsNoContent) SetRateLimit(val OptString) {
 	s.RateLimit = val
@@ -5266,6 +5901,11 @@ func (s *StreamJobEventsNoContent) SetRateLimit(val OptString) {
 // SetRateLimitPolicy sets the value of RateLimitPolicy.
 func (s *StreamJobEventsNoContent) SetRateLimitPolicy(val OptString) {
 	s.RateLimitPolicy = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *StreamJobEventsNoContent) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 func (*StreamJobEventsNoContent) streamJobEventsRes() {}
@@ -5293,6 +5933,7 @@ func (s StreamJobEventsOK) Read(p []byte) (n int, err error) {
 type StreamJobEventsOKHeaders struct {
 	RateLimit       OptString
 	RateLimitPolicy OptString
+	TraceID         OptString
 	Response        StreamJobEventsOK
 }
 
@@ -5304,6 +5945,11 @@ func (s *StreamJobEventsOKHeaders) GetRateLimit() OptString {
 // GetRateLimitPolicy returns the value of RateLimitPolicy.
 func (s *StreamJobEventsOKHeaders) GetRateLimitPolicy() OptString {
 	return s.RateLimitPolicy
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *StreamJobEventsOKHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -5319,6 +5965,11 @@ func (s *StreamJobEventsOKHeaders) SetRateLimit(val OptString) {
 // SetRateLimitPolicy sets the value of RateLimitPolicy.
 func (s *StreamJobEventsOKHeaders) SetRateLimitPolicy(val OptString) {
 	s.RateLimitPolicy = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *StreamJobEventsOKHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 // SetResponse sets the value of Response.
@@ -5531,6 +6182,234 @@ func (s *VerifyStep) SetOk(val bool) {
 	s.Ok = val
 }
 
+// Ref: #/components/schemas/WebhookDeadLetter
+type WebhookDeadLetter struct {
+	// Automatic attempts made; 0 when it was never sent.
+	Attempts int64 `json:"attempts"`
+	// Where it was to go.
+	CallbackURL url.URL                    `json:"callback_url"`
+	EventType   WebhookDeadLetterEventType `json:"event_type"`
+	// When its last attempt ended it (RFC 3339).
+	GaveUpAt time.Time `json:"gave_up_at"`
+	ImportID string    `json:"import_id"`
+	// The job the webhook reports on.
+	JobID string `json:"job_id"`
+	// Its last attempt, as the delivery log shows it.
+	LastAttempt OptDeliveryAttempt `json:"last_attempt"`
+	// Why its last attempt failed, or why it was never sent, for a person.
+	LastError string `json:"last_error"`
+	// Where to go from here.
+	Links DeadLetterLinks `json:"links"`
+	// The webhook-id every attempt carried; a redelivery carries it too.
+	MessageID string `json:"message_id"`
+	// Failed: every attempt of the schedule failed, the address was refused, or it was never sent (see
+	// last_error). disabled: the URL answered 410 Gone, so this API key sends it nothing until it is
+	// re-enabled (a redelivery does that).
+	State WebhookDeadLetterState `json:"state"`
+}
+
+// GetAttempts returns the value of Attempts.
+func (s *WebhookDeadLetter) GetAttempts() int64 {
+	return s.Attempts
+}
+
+// GetCallbackURL returns the value of CallbackURL.
+func (s *WebhookDeadLetter) GetCallbackURL() url.URL {
+	return s.CallbackURL
+}
+
+// GetEventType returns the value of EventType.
+func (s *WebhookDeadLetter) GetEventType() WebhookDeadLetterEventType {
+	return s.EventType
+}
+
+// GetGaveUpAt returns the value of GaveUpAt.
+func (s *WebhookDeadLetter) GetGaveUpAt() time.Time {
+	return s.GaveUpAt
+}
+
+// GetImportID returns the value of ImportID.
+func (s *WebhookDeadLetter) GetImportID() string {
+	return s.ImportID
+}
+
+// GetJobID returns the value of JobID.
+func (s *WebhookDeadLetter) GetJobID() string {
+	return s.JobID
+}
+
+// GetLastAttempt returns the value of LastAttempt.
+func (s *WebhookDeadLetter) GetLastAttempt() OptDeliveryAttempt {
+	return s.LastAttempt
+}
+
+// GetLastError returns the value of LastError.
+func (s *WebhookDeadLetter) GetLastError() string {
+	return s.LastError
+}
+
+// GetLinks returns the value of Links.
+func (s *WebhookDeadLetter) GetLinks() DeadLetterLinks {
+	return s.Links
+}
+
+// GetMessageID returns the value of MessageID.
+func (s *WebhookDeadLetter) GetMessageID() string {
+	return s.MessageID
+}
+
+// GetState returns the value of State.
+func (s *WebhookDeadLetter) GetState() WebhookDeadLetterState {
+	return s.State
+}
+
+// SetAttempts sets the value of Attempts.
+func (s *WebhookDeadLetter) SetAttempts(val int64) {
+	s.Attempts = val
+}
+
+// SetCallbackURL sets the value of CallbackURL.
+func (s *WebhookDeadLetter) SetCallbackURL(val url.URL) {
+	s.CallbackURL = val
+}
+
+// SetEventType sets the value of EventType.
+func (s *WebhookDeadLetter) SetEventType(val WebhookDeadLetterEventType) {
+	s.EventType = val
+}
+
+// SetGaveUpAt sets the value of GaveUpAt.
+func (s *WebhookDeadLetter) SetGaveUpAt(val time.Time) {
+	s.GaveUpAt = val
+}
+
+// SetImportID sets the value of ImportID.
+func (s *WebhookDeadLetter) SetImportID(val string) {
+	s.ImportID = val
+}
+
+// SetJobID sets the value of JobID.
+func (s *WebhookDeadLetter) SetJobID(val string) {
+	s.JobID = val
+}
+
+// SetLastAttempt sets the value of LastAttempt.
+func (s *WebhookDeadLetter) SetLastAttempt(val OptDeliveryAttempt) {
+	s.LastAttempt = val
+}
+
+// SetLastError sets the value of LastError.
+func (s *WebhookDeadLetter) SetLastError(val string) {
+	s.LastError = val
+}
+
+// SetLinks sets the value of Links.
+func (s *WebhookDeadLetter) SetLinks(val DeadLetterLinks) {
+	s.Links = val
+}
+
+// SetMessageID sets the value of MessageID.
+func (s *WebhookDeadLetter) SetMessageID(val string) {
+	s.MessageID = val
+}
+
+// SetState sets the value of State.
+func (s *WebhookDeadLetter) SetState(val WebhookDeadLetterState) {
+	s.State = val
+}
+
+type WebhookDeadLetterEventType string
+
+const (
+	WebhookDeadLetterEventTypeImportComplete WebhookDeadLetterEventType = "import.complete"
+	WebhookDeadLetterEventTypeImportPartial  WebhookDeadLetterEventType = "import.partial"
+	WebhookDeadLetterEventTypeImportFailed   WebhookDeadLetterEventType = "import.failed"
+)
+
+// AllValues returns all WebhookDeadLetterEventType values.
+func (WebhookDeadLetterEventType) AllValues() []WebhookDeadLetterEventType {
+	return []WebhookDeadLetterEventType{
+		WebhookDeadLetterEventTypeImportComplete,
+		WebhookDeadLetterEventTypeImportPartial,
+		WebhookDeadLetterEventTypeImportFailed,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s WebhookDeadLetterEventType) MarshalText() ([]byte, error) {
+	switch s {
+	case WebhookDeadLetterEventTypeImportComplete:
+		return []byte(s), nil
+	case WebhookDeadLetterEventTypeImportPartial:
+		return []byte(s), nil
+	case WebhookDeadLetterEventTypeImportFailed:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *WebhookDeadLetterEventType) UnmarshalText(data []byte) error {
+	switch WebhookDeadLetterEventType(data) {
+	case WebhookDeadLetterEventTypeImportComplete:
+		*s = WebhookDeadLetterEventTypeImportComplete
+		return nil
+	case WebhookDeadLetterEventTypeImportPartial:
+		*s = WebhookDeadLetterEventTypeImportPartial
+		return nil
+	case WebhookDeadLetterEventTypeImportFailed:
+		*s = WebhookDeadLetterEventTypeImportFailed
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// Failed: every attempt of the schedule failed, the address was refused, or it was never sent (see
+// last_error). disabled: the URL answered 410 Gone, so this API key sends it nothing until it is
+// re-enabled (a redelivery does that).
+type WebhookDeadLetterState string
+
+const (
+	WebhookDeadLetterStateFailed   WebhookDeadLetterState = "failed"
+	WebhookDeadLetterStateDisabled WebhookDeadLetterState = "disabled"
+)
+
+// AllValues returns all WebhookDeadLetterState values.
+func (WebhookDeadLetterState) AllValues() []WebhookDeadLetterState {
+	return []WebhookDeadLetterState{
+		WebhookDeadLetterStateFailed,
+		WebhookDeadLetterStateDisabled,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s WebhookDeadLetterState) MarshalText() ([]byte, error) {
+	switch s {
+	case WebhookDeadLetterStateFailed:
+		return []byte(s), nil
+	case WebhookDeadLetterStateDisabled:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *WebhookDeadLetterState) UnmarshalText(data []byte) error {
+	switch WebhookDeadLetterState(data) {
+	case WebhookDeadLetterStateFailed:
+		*s = WebhookDeadLetterStateFailed
+		return nil
+	case WebhookDeadLetterStateDisabled:
+		*s = WebhookDeadLetterStateDisabled
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
 // Ref: #/components/schemas/WebhookSecret
 type WebhookSecret struct {
 	// When this secret was made.
@@ -5611,12 +6490,18 @@ func (s *WebhookSecret) SetSecret(val string) {
 // WebhookSecretHeaders wraps WebhookSecret with response headers.
 type WebhookSecretHeaders struct {
 	CacheControl OptString
+	TraceID      OptString
 	Response     WebhookSecret
 }
 
 // GetCacheControl returns the value of CacheControl.
 func (s *WebhookSecretHeaders) GetCacheControl() OptString {
 	return s.CacheControl
+}
+
+// GetTraceID returns the value of TraceID.
+func (s *WebhookSecretHeaders) GetTraceID() OptString {
+	return s.TraceID
 }
 
 // GetResponse returns the value of Response.
@@ -5627,6 +6512,11 @@ func (s *WebhookSecretHeaders) GetResponse() WebhookSecret {
 // SetCacheControl sets the value of CacheControl.
 func (s *WebhookSecretHeaders) SetCacheControl(val OptString) {
 	s.CacheControl = val
+}
+
+// SetTraceID sets the value of TraceID.
+func (s *WebhookSecretHeaders) SetTraceID(val OptString) {
+	s.TraceID = val
 }
 
 // SetResponse sets the value of Response.

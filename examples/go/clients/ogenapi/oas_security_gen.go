@@ -33,6 +33,8 @@ var operationRolesBearerAuth = map[string][]string{
 	GetWebhookSecretOperation:       []string{},
 	ListImportDeliveriesOperation:   []string{},
 	ListInboxDeliveriesOperation:    []string{},
+	ListJobsOperation:               []string{},
+	ListWebhookDeadLettersOperation: []string{},
 	RedeliverImportWebhookOperation: []string{},
 	RotateWebhookSecretOperation:    []string{},
 	SetInboxBehaviourOperation:      []string{},

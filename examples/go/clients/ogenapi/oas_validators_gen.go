@@ -10,7 +10,7 @@ import (
 )
 
 func (s *CancelJobConflict) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -18,7 +18,7 @@ func (s *CancelJobConflict) Validate() error {
 }
 
 func (s *CancelJobGone) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -26,7 +26,7 @@ func (s *CancelJobGone) Validate() error {
 }
 
 func (s *CancelJobInternalServerError) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func (s *CancelJobInternalServerError) Validate() error {
 }
 
 func (s *CancelJobNotFound) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -78,6 +78,36 @@ func (s *CancelJobOKHeaders) Validate() error {
 		})
 	}
 	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
 		if err := s.Response.Validate(); err != nil {
 			return err
 		}
@@ -95,7 +125,7 @@ func (s *CancelJobOKHeaders) Validate() error {
 }
 
 func (s *CancelJobUnprocessableEntity) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -213,6 +243,36 @@ func (s *CreateExportConflictHeaders) Validate() error {
 		})
 	}
 	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
 		if err := s.Response.Validate(); err != nil {
 			return err
 		}
@@ -267,6 +327,36 @@ func (s *CreateExportUnauthorizedHeaders) Validate() error {
 	}
 
 	var failures []validate.FieldError
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
 	if err := func() error {
 		if value, ok := s.WWWAuthenticate.Get(); ok {
 			if err := func() error {
@@ -470,6 +560,308 @@ func (s *CreateSandboxKeyTooManyRequests) Validate() error {
 	alias := (*CreateExportConflictHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
+	}
+	return nil
+}
+
+func (s *DeadLetterLinks) Validate() error {
+	if s == nil {
+		return validate.ErrNilPointer
+	}
+
+	var failures []validate.FieldError
+	if err := func() error {
+		if err := (validate.String{
+			MinLength:     0,
+			MinLengthSet:  false,
+			MaxLength:     128,
+			MaxLengthSet:  true,
+			Email:         false,
+			Hostname:      false,
+			Regex:         nil,
+			MinNumeric:    0,
+			MinNumericSet: false,
+			MaxNumeric:    0,
+			MaxNumericSet: false,
+		}).Validate(string(s.Deliveries)); err != nil {
+			return errors.Wrap(err, "string")
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "deliveries",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := (validate.String{
+			MinLength:     0,
+			MinLengthSet:  false,
+			MaxLength:     128,
+			MaxLengthSet:  true,
+			Email:         false,
+			Hostname:      false,
+			Regex:         nil,
+			MinNumeric:    0,
+			MinNumericSet: false,
+			MaxNumeric:    0,
+			MaxNumericSet: false,
+		}).Validate(string(s.Job)); err != nil {
+			return errors.Wrap(err, "string")
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "job",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.Redeliver.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     0,
+					MinLengthSet:  false,
+					MaxLength:     128,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         nil,
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "redeliver",
+			Error: err,
+		})
+	}
+	if len(failures) > 0 {
+		return &validate.Error{Fields: failures}
+	}
+	return nil
+}
+
+func (s *DeadLetterList) Validate() error {
+	if s == nil {
+		return validate.ErrNilPointer
+	}
+
+	var failures []validate.FieldError
+	if err := func() error {
+		if s.DeadLetters == nil {
+			return nil // null
+		}
+		if err := (validate.Array{
+			MinLength:    0,
+			MinLengthSet: false,
+			MaxLength:    100,
+			MaxLengthSet: true,
+		}).ValidateLength(len(s.DeadLetters)); err != nil {
+			return errors.Wrap(err, "array")
+		}
+		var failures []validate.FieldError
+		for i, elem := range s.DeadLetters {
+			if err := func() error {
+				if err := elem.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				failures = append(failures, validate.FieldError{
+					Name:  fmt.Sprintf("[%d]", i),
+					Error: err,
+				})
+			}
+		}
+		if len(failures) > 0 {
+			return &validate.Error{Fields: failures}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "dead_letters",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := (validate.String{
+			MinLength:     0,
+			MinLengthSet:  false,
+			MaxLength:     128,
+			MaxLengthSet:  true,
+			Email:         false,
+			Hostname:      false,
+			Regex:         regexMap["^[A-Za-z0-9_-]*$"],
+			MinNumeric:    0,
+			MinNumericSet: false,
+			MaxNumeric:    0,
+			MaxNumericSet: false,
+		}).Validate(string(s.NextPageToken)); err != nil {
+			return errors.Wrap(err, "string")
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "next_page_token",
+			Error: err,
+		})
+	}
+	if len(failures) > 0 {
+		return &validate.Error{Fields: failures}
+	}
+	return nil
+}
+
+func (s *DeadLetterListHeaders) Validate() error {
+	if s == nil {
+		return validate.ErrNilPointer
+	}
+
+	var failures []validate.FieldError
+	if err := func() error {
+		if value, ok := s.CacheControl.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     0,
+					MinLengthSet:  false,
+					MaxLength:     64,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         nil,
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "CacheControl",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.RateLimit.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     0,
+					MinLengthSet:  false,
+					MaxLength:     128,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         nil,
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "RateLimit",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.RateLimitPolicy.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     0,
+					MinLengthSet:  false,
+					MaxLength:     128,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         nil,
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "RateLimitPolicy",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := s.Response.Validate(); err != nil {
+			return err
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "Response",
+			Error: err,
+		})
+	}
+	if len(failures) > 0 {
+		return &validate.Error{Fields: failures}
 	}
 	return nil
 }
@@ -714,6 +1106,36 @@ func (s *DeliveriesHeaders) Validate() error {
 		})
 	}
 	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
 		if err := s.Response.Validate(); err != nil {
 			return err
 		}
@@ -848,7 +1270,7 @@ func (s DeliveryAttemptOutcome) Validate() error {
 }
 
 func (s *DownloadExportConflict) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -856,7 +1278,7 @@ func (s *DownloadExportConflict) Validate() error {
 }
 
 func (s *DownloadExportGone) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -864,7 +1286,7 @@ func (s *DownloadExportGone) Validate() error {
 }
 
 func (s *DownloadExportInternalServerError) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -872,7 +1294,7 @@ func (s *DownloadExportInternalServerError) Validate() error {
 }
 
 func (s *DownloadExportNotFound) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -940,6 +1362,36 @@ func (s *DownloadExportOKApplicationXNdjsonHeaders) Validate() error {
 	}(); err != nil {
 		failures = append(failures, validate.FieldError{
 			Name:  "ContentLength",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
 			Error: err,
 		})
 	}
@@ -1013,6 +1465,36 @@ func (s *DownloadExportOKTextCsvHeaders) Validate() error {
 			Error: err,
 		})
 	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
 	if len(failures) > 0 {
 		return &validate.Error{Fields: failures}
 	}
@@ -1020,7 +1502,7 @@ func (s *DownloadExportOKTextCsvHeaders) Validate() error {
 }
 
 func (s *DownloadExportUnprocessableEntity) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1350,6 +1832,59 @@ func (s ExportGranularity) Validate() error {
 	}
 }
 
+func (s *ExportHeaders) Validate() error {
+	if s == nil {
+		return validate.ErrNilPointer
+	}
+
+	var failures []validate.FieldError
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := s.Response.Validate(); err != nil {
+			return err
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "Response",
+			Error: err,
+		})
+	}
+	if len(failures) > 0 {
+		return &validate.Error{Fields: failures}
+	}
+	return nil
+}
+
 func (s *ExportRequest) Validate() error {
 	if s == nil {
 		return validate.ErrNilPointer
@@ -1514,7 +2049,7 @@ func (s *FieldError) Validate() error {
 }
 
 func (s *GetExportGone) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1522,7 +2057,7 @@ func (s *GetExportGone) Validate() error {
 }
 
 func (s *GetExportInternalServerError) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1530,15 +2065,68 @@ func (s *GetExportInternalServerError) Validate() error {
 }
 
 func (s *GetExportNotFound) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
 	return nil
 }
 
+func (s *GetExportNotFoundHeaders) Validate() error {
+	if s == nil {
+		return validate.ErrNilPointer
+	}
+
+	var failures []validate.FieldError
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := s.Response.Validate(); err != nil {
+			return err
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "Response",
+			Error: err,
+		})
+	}
+	if len(failures) > 0 {
+		return &validate.Error{Fields: failures}
+	}
+	return nil
+}
+
 func (s *GetExportUnprocessableEntity) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1546,7 +2134,7 @@ func (s *GetExportUnprocessableEntity) Validate() error {
 }
 
 func (s *GetImportConflict) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1554,7 +2142,7 @@ func (s *GetImportConflict) Validate() error {
 }
 
 func (s *GetImportGone) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1562,7 +2150,7 @@ func (s *GetImportGone) Validate() error {
 }
 
 func (s *GetImportInternalServerError) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1570,7 +2158,7 @@ func (s *GetImportInternalServerError) Validate() error {
 }
 
 func (s *GetImportNotFound) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1578,7 +2166,7 @@ func (s *GetImportNotFound) Validate() error {
 }
 
 func (s *GetImportUnprocessableEntity) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1788,6 +2376,36 @@ func (s *GetJobOKHeaders) Validate() error {
 		})
 	}
 	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
 		if err := s.Response.Validate(); err != nil {
 			return err
 		}
@@ -1901,6 +2519,36 @@ func (s *GetJobSeeOtherHeaders) Validate() error {
 		})
 	}
 	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
 		if err := s.Response.Validate(); err != nil {
 			return err
 		}
@@ -1926,7 +2574,7 @@ func (s *GetJobUnprocessableEntity) Validate() error {
 }
 
 func (s *GetReportConflict) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1934,7 +2582,7 @@ func (s *GetReportConflict) Validate() error {
 }
 
 func (s *GetReportGone) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1942,7 +2590,7 @@ func (s *GetReportGone) Validate() error {
 }
 
 func (s *GetReportInternalServerError) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1950,7 +2598,7 @@ func (s *GetReportInternalServerError) Validate() error {
 }
 
 func (s *GetReportNotFound) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -1958,7 +2606,7 @@ func (s *GetReportNotFound) Validate() error {
 }
 
 func (s *GetReportUnprocessableEntity) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -2482,6 +3130,36 @@ func (s *ImportAccepted) Validate() error {
 		})
 	}
 	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "trace_id",
+			Error: err,
+		})
+	}
+	if err := func() error {
 		if s.WebhookEvents == nil {
 			return nil // null
 		}
@@ -2704,6 +3382,36 @@ func (s *ImportAcceptedHeaders) Validate() error {
 	}(); err != nil {
 		failures = append(failures, validate.FieldError{
 			Name:  "RetryAfter",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
 			Error: err,
 		})
 	}
@@ -2998,6 +3706,59 @@ func (s ImportEventType) Validate() error {
 	default:
 		return errors.Errorf("invalid value: %v", s)
 	}
+}
+
+func (s *ImportHeaders) Validate() error {
+	if s == nil {
+		return validate.ErrNilPointer
+	}
+
+	var failures []validate.FieldError
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := s.Response.Validate(); err != nil {
+			return err
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "Response",
+			Error: err,
+		})
+	}
+	if len(failures) > 0 {
+		return &validate.Error{Fields: failures}
+	}
+	return nil
 }
 
 func (s ImportOutcome) Validate() error {
@@ -3412,6 +4173,36 @@ func (s *InboxDeliveriesHeaders) Validate() error {
 		})
 	}
 	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
 		if err := s.Response.Validate(); err != nil {
 			return err
 		}
@@ -3698,6 +4489,36 @@ func (s *InboxViewHeaders) Validate() error {
 		})
 	}
 	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
 		if err := s.Response.Validate(); err != nil {
 			return err
 		}
@@ -3919,6 +4740,36 @@ func (s *Job) Validate() error {
 			Error: err,
 		})
 	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "trace_id",
+			Error: err,
+		})
+	}
 	if len(failures) > 0 {
 		return &validate.Error{Fields: failures}
 	}
@@ -4098,6 +4949,36 @@ func (s *JobHeaders) Validate() error {
 		})
 	}
 	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
 		if err := s.Response.Validate(); err != nil {
 			return err
 		}
@@ -4125,6 +5006,220 @@ func (s JobKind) Validate() error {
 	default:
 		return errors.Errorf("invalid value: %v", s)
 	}
+}
+
+func (s *JobList) Validate() error {
+	if s == nil {
+		return validate.ErrNilPointer
+	}
+
+	var failures []validate.FieldError
+	if err := func() error {
+		if s.Jobs == nil {
+			return nil // null
+		}
+		if err := (validate.Array{
+			MinLength:    0,
+			MinLengthSet: false,
+			MaxLength:    100,
+			MaxLengthSet: true,
+		}).ValidateLength(len(s.Jobs)); err != nil {
+			return errors.Wrap(err, "array")
+		}
+		var failures []validate.FieldError
+		for i, elem := range s.Jobs {
+			if err := func() error {
+				if err := elem.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				failures = append(failures, validate.FieldError{
+					Name:  fmt.Sprintf("[%d]", i),
+					Error: err,
+				})
+			}
+		}
+		if len(failures) > 0 {
+			return &validate.Error{Fields: failures}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "jobs",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := (validate.String{
+			MinLength:     0,
+			MinLengthSet:  false,
+			MaxLength:     128,
+			MaxLengthSet:  true,
+			Email:         false,
+			Hostname:      false,
+			Regex:         regexMap["^[A-Za-z0-9_-]*$"],
+			MinNumeric:    0,
+			MinNumericSet: false,
+			MaxNumeric:    0,
+			MaxNumericSet: false,
+		}).Validate(string(s.NextPageToken)); err != nil {
+			return errors.Wrap(err, "string")
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "next_page_token",
+			Error: err,
+		})
+	}
+	if len(failures) > 0 {
+		return &validate.Error{Fields: failures}
+	}
+	return nil
+}
+
+func (s *JobListHeaders) Validate() error {
+	if s == nil {
+		return validate.ErrNilPointer
+	}
+
+	var failures []validate.FieldError
+	if err := func() error {
+		if value, ok := s.CacheControl.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     0,
+					MinLengthSet:  false,
+					MaxLength:     64,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         nil,
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "CacheControl",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.RateLimit.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     0,
+					MinLengthSet:  false,
+					MaxLength:     128,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         nil,
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "RateLimit",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.RateLimitPolicy.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     0,
+					MinLengthSet:  false,
+					MaxLength:     128,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         nil,
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "RateLimitPolicy",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := s.Response.Validate(); err != nil {
+			return err
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "Response",
+			Error: err,
+		})
+	}
+	if len(failures) > 0 {
+		return &validate.Error{Fields: failures}
+	}
+	return nil
 }
 
 func (s JobStatus) Validate() error {
@@ -4318,6 +5413,38 @@ func (s *ListInboxDeliveriesNotFound) Validate() error {
 }
 
 func (s *ListInboxDeliveriesUnprocessableEntity) Validate() error {
+	alias := (*ProblemHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *ListJobsInternalServerError) Validate() error {
+	alias := (*ProblemHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *ListJobsUnprocessableEntity) Validate() error {
+	alias := (*ProblemHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *ListWebhookDeadLettersInternalServerError) Validate() error {
+	alias := (*ProblemHeaders)(s)
+	if err := alias.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *ListWebhookDeadLettersUnprocessableEntity) Validate() error {
 	alias := (*ProblemHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
@@ -4559,6 +5686,36 @@ func (s *Problem) Validate() error {
 			Error: err,
 		})
 	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "trace_id",
+			Error: err,
+		})
+	}
 	if len(failures) > 0 {
 		return &validate.Error{Fields: failures}
 	}
@@ -4628,6 +5785,36 @@ func (s *ProblemHeaders) Validate() error {
 	}(); err != nil {
 		failures = append(failures, validate.FieldError{
 			Name:  "RateLimitPolicy",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
 			Error: err,
 		})
 	}
@@ -4777,6 +5964,36 @@ func (s *ReceiveInboxDeliveryNoContent) Validate() error {
 	}(); err != nil {
 		failures = append(failures, validate.FieldError{
 			Name:  "RetryAfter",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
 			Error: err,
 		})
 	}
@@ -4987,6 +6204,36 @@ func (s *RedeliverImportWebhookAcceptedHeaders) Validate() error {
 	}(); err != nil {
 		failures = append(failures, validate.FieldError{
 			Name:  "RetryAfter",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
 			Error: err,
 		})
 	}
@@ -5208,6 +6455,59 @@ func (s *Report) Validate() error {
 	return nil
 }
 
+func (s *ReportHeaders) Validate() error {
+	if s == nil {
+		return validate.ErrNilPointer
+	}
+
+	var failures []validate.FieldError
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := s.Response.Validate(); err != nil {
+			return err
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "Response",
+			Error: err,
+		})
+	}
+	if len(failures) > 0 {
+		return &validate.Error{Fields: failures}
+	}
+	return nil
+}
+
 func (s *ReportRequest) Validate() error {
 	if s == nil {
 		return validate.ErrNilPointer
@@ -5416,6 +6716,36 @@ func (s *SandboxKeyHeaders) Validate() error {
 		})
 	}
 	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
 		if err := s.Response.Validate(); err != nil {
 			return err
 		}
@@ -5433,7 +6763,7 @@ func (s *SandboxKeyHeaders) Validate() error {
 }
 
 func (s *SetInboxBehaviourBadRequest) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -5441,7 +6771,7 @@ func (s *SetInboxBehaviourBadRequest) Validate() error {
 }
 
 func (s *SetInboxBehaviourInternalServerError) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -5449,7 +6779,7 @@ func (s *SetInboxBehaviourInternalServerError) Validate() error {
 }
 
 func (s *SetInboxBehaviourNotFound) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -5523,6 +6853,36 @@ func (s *SetInboxBehaviourOKHeaders) Validate() error {
 		})
 	}
 	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
+	if err := func() error {
 		if err := s.Response.Validate(); err != nil {
 			return err
 		}
@@ -5540,7 +6900,7 @@ func (s *SetInboxBehaviourOKHeaders) Validate() error {
 }
 
 func (s *SetInboxBehaviourUnprocessableEntity) Validate() error {
-	alias := (*Problem)(s)
+	alias := (*GetExportNotFoundHeaders)(s)
 	if err := alias.Validate(); err != nil {
 		return err
 	}
@@ -5761,6 +7121,36 @@ func (s *StreamInboxEventsOKHeaders) Validate() error {
 			Error: err,
 		})
 	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
 	if len(failures) > 0 {
 		return &validate.Error{Fields: failures}
 	}
@@ -5865,6 +7255,36 @@ func (s *StreamJobEventsNoContent) Validate() error {
 			Error: err,
 		})
 	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
 	if len(failures) > 0 {
 		return &validate.Error{Fields: failures}
 	}
@@ -5945,6 +7365,36 @@ func (s *StreamJobEventsOKHeaders) Validate() error {
 			Error: err,
 		})
 	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
+			Error: err,
+		})
+	}
 	if len(failures) > 0 {
 		return &validate.Error{Fields: failures}
 	}
@@ -5957,6 +7407,206 @@ func (s *StreamJobEventsUnprocessableEntity) Validate() error {
 		return err
 	}
 	return nil
+}
+
+func (s *WebhookDeadLetter) Validate() error {
+	if s == nil {
+		return validate.ErrNilPointer
+	}
+
+	var failures []validate.FieldError
+	if err := func() error {
+		if err := (validate.Int{
+			MinSet:        true,
+			Min:           0,
+			MaxSet:        true,
+			Max:           2147483647,
+			MinExclusive:  false,
+			MaxExclusive:  false,
+			MultipleOfSet: false,
+			MultipleOf:    0,
+			Pattern:       nil,
+		}).Validate(int64(s.Attempts)); err != nil {
+			return errors.Wrap(err, "int")
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "attempts",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := s.EventType.Validate(); err != nil {
+			return err
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "event_type",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := (validate.String{
+			MinLength:     0,
+			MinLengthSet:  false,
+			MaxLength:     64,
+			MaxLengthSet:  true,
+			Email:         false,
+			Hostname:      false,
+			Regex:         regexMap["^imp_[a-z0-9]+$"],
+			MinNumeric:    0,
+			MinNumericSet: false,
+			MaxNumeric:    0,
+			MaxNumericSet: false,
+		}).Validate(string(s.ImportID)); err != nil {
+			return errors.Wrap(err, "string")
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "import_id",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := (validate.String{
+			MinLength:     0,
+			MinLengthSet:  false,
+			MaxLength:     64,
+			MaxLengthSet:  true,
+			Email:         false,
+			Hostname:      false,
+			Regex:         regexMap["^job_[a-z0-9]+$"],
+			MinNumeric:    0,
+			MinNumericSet: false,
+			MaxNumeric:    0,
+			MaxNumericSet: false,
+		}).Validate(string(s.JobID)); err != nil {
+			return errors.Wrap(err, "string")
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "job_id",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.LastAttempt.Get(); ok {
+			if err := func() error {
+				if err := value.Validate(); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "last_attempt",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := (validate.String{
+			MinLength:     0,
+			MinLengthSet:  false,
+			MaxLength:     1024,
+			MaxLengthSet:  true,
+			Email:         false,
+			Hostname:      false,
+			Regex:         nil,
+			MinNumeric:    0,
+			MinNumericSet: false,
+			MaxNumeric:    0,
+			MaxNumericSet: false,
+		}).Validate(string(s.LastError)); err != nil {
+			return errors.Wrap(err, "string")
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "last_error",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := s.Links.Validate(); err != nil {
+			return err
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "links",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := (validate.String{
+			MinLength:     0,
+			MinLengthSet:  false,
+			MaxLength:     64,
+			MaxLengthSet:  true,
+			Email:         false,
+			Hostname:      false,
+			Regex:         nil,
+			MinNumeric:    0,
+			MinNumericSet: false,
+			MaxNumeric:    0,
+			MaxNumericSet: false,
+		}).Validate(string(s.MessageID)); err != nil {
+			return errors.Wrap(err, "string")
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "message_id",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if err := s.State.Validate(); err != nil {
+			return err
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "state",
+			Error: err,
+		})
+	}
+	if len(failures) > 0 {
+		return &validate.Error{Fields: failures}
+	}
+	return nil
+}
+
+func (s WebhookDeadLetterEventType) Validate() error {
+	switch s {
+	case "import.complete":
+		return nil
+	case "import.partial":
+		return nil
+	case "import.failed":
+		return nil
+	default:
+		return errors.Errorf("invalid value: %v", s)
+	}
+}
+
+func (s WebhookDeadLetterState) Validate() error {
+	switch s {
+	case "failed":
+		return nil
+	case "disabled":
+		return nil
+	default:
+		return errors.Errorf("invalid value: %v", s)
+	}
 }
 
 func (s *WebhookSecret) Validate() error {
@@ -6101,6 +7751,36 @@ func (s *WebhookSecretHeaders) Validate() error {
 	}(); err != nil {
 		failures = append(failures, validate.FieldError{
 			Name:  "CacheControl",
+			Error: err,
+		})
+	}
+	if err := func() error {
+		if value, ok := s.TraceID.Get(); ok {
+			if err := func() error {
+				if err := (validate.String{
+					MinLength:     32,
+					MinLengthSet:  true,
+					MaxLength:     32,
+					MaxLengthSet:  true,
+					Email:         false,
+					Hostname:      false,
+					Regex:         regexMap["^[0-9a-f]{32}$"],
+					MinNumeric:    0,
+					MinNumericSet: false,
+					MaxNumeric:    0,
+					MaxNumericSet: false,
+				}).Validate(string(value)); err != nil {
+					return errors.Wrap(err, "string")
+				}
+				return nil
+			}(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(); err != nil {
+		failures = append(failures, validate.FieldError{
+			Name:  "TraceID",
 			Error: err,
 		})
 	}

@@ -256,10 +256,11 @@ func (f *flow) printReport(ctx context.Context, location string) error {
 	if err != nil {
 		return err
 	}
-	rep, ok := res.(*ogenapi.Report)
+	got, ok := res.(*ogenapi.ReportHeaders)
 	if !ok { // 409 result_not_ready, 410 job_expired…
 		return problemError("GET "+location, res)
 	}
+	rep := got.Response
 	fmt.Printf("report %s %q %s..%s: %d days, %d orders, revenue %d.%02d, %d refunds\n",
 		rep.ID, rep.Title, rep.From, rep.To, len(rep.Days), rep.Totals.Orders,
 		rep.Totals.RevenueCents/100, rep.Totals.RevenueCents%100, rep.Totals.Refunds)
