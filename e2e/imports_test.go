@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,9 @@ func TestTryItImportWebhooksInTheInbox(t *testing.T) {
 	inbox := eval[string](t, tb, `JSON.parse(sessionStorage.getItem("accepted.inbox")).url`)
 	contains(t, "request body", body, `"callback_url": "`+inbox+`"`, "/v1/sandbox/inboxes/inb_")
 	contains(t, "result", tb.text(t, "#p0 .tryit-result"), "Import: import.complete", "2 of 2 rows imported")
+	if got := eval[[]int](t, tb, `[...document.querySelectorAll("#p0 .tryit-deliveries > li")].map((li) => li.value)`); !slices.Equal(got, []int{1}) {
+		t.Errorf("the first delivery is numbered %v, want [1]", got)
+	}
 	first := tb.text(t, "#p0 .tryit-deliveries > li")
 	contains(t, "delivery", first, "import.complete", "answered 204", "signature valid", "webhook-signature", "v1,", "Signature check, step by step")
 
@@ -39,6 +43,9 @@ func TestTryItImportWebhooksInTheInbox(t *testing.T) {
 	waitText(t, tb, "#p0 .tryit-status", "answer 503 to the next 1")
 	tb.do(t, click("#p0 button.tryit-primary"), visible("#p0 .tryit-result.tryit-succeeded"))
 	waitCount(t, tb, "#p0 .tryit-deliveries > li", 3)
+	if got := eval[[]int](t, tb, `[...document.querySelectorAll("#p0 .tryit-deliveries > li")].map((li) => li.value)`); !slices.Equal(got, []int{3, 2, 1}) {
+		t.Errorf("three deliveries, newest first, are numbered %v, want [3 2 1]", got)
+	}
 	all := tb.text(t, "#p0 .tryit-deliveries")
 	contains(t, "retried deliveries", all, "answered 503", "answered 204")
 }

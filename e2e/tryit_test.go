@@ -1,9 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -54,9 +59,9 @@ func TestTryItExportDownloads(t *testing.T) {
 	contains(t, "export result", tb.text(t, "#p0 .tryit-result"), "Download sales-", ".csv", "rows", "SHA-256 matches")
 	contains(t, "timeline", tb.text(t, "#p0 .tryit-timeline"), "POST /v1/exports", "303 See Other → /v1/exports/exp_", "/file")
 	// The reference page has no diagram of its own: the panel holds the
-	// build's copy of the guide's lifecycle, lit up.
-	if n := eval[int](t, tb, `document.querySelectorAll("#p0 .lifecycle .lit[data-state=succeeded]").length`); n == 0 {
-		t.Error("the panel's lifecycle diagram does not light up succeeded")
+	// build's strip of job states, lit up, linked to the guide's diagram.
+	if n := eval[int](t, tb, `document.querySelectorAll("#p0 .lifecycle-strip .lit[data-state=succeeded]").length`); n == 0 {
+		t.Error("the panel's strip of job states does not light up succeeded")
 	}
 }
 
@@ -163,4 +168,95 @@ func TestTryItKeyboardOnly(t *testing.T) {
 	// The announcement follows the clipboard's answer (or its one-second
 	// fallback), so it may come after the code is shown.
 	waitText(t, tb, "#p0 [role=status]", "curl")
+}
+
+// runReport opens the reports reference at a width and runs its first
+// panel to the result.
+func runReport(t *testing.T, tb *tab, e *env, width int64) {
+	t.Helper()
+	tb.do(t, viewport(width))
+	tb.open(t, e.baseURL+"/reference/reports/")
+	tb.do(t, click("#p0 button.tryit-primary"), visible("#p0 .tryit-result.tryit-succeeded"))
+}
+
+// TestTryItNoSideScrollAfterARun: after a run has filled the panel (the
+// response, a timeline of five columns, the result), neither the page nor
+// the timeline is wider than the screen, on a phone and on a desktop where
+// the panel sits in the reference's second column.
+func TestTryItNoSideScrollAfterARun(t *testing.T) {
+	e := mustEnv(t)
+	for _, w := range []int64{390, 1280} {
+		t.Run(fmt.Sprint(w), func(t *testing.T) {
+			tb := newTab(t, e)
+			runReport(t, tb, e, w)
+			if got := eval[[]int](t, tb, `[document.documentElement.scrollWidth, innerWidth]`); got[0] > got[1] {
+				t.Errorf("the page scrolls sideways: %d px wide at %d", got[0], got[1])
+			}
+			fit := eval[[]int](t, tb, `(() => { const p = document.querySelector("#p0"), tl = p.querySelector(".tryit-timeline");
+				return [tl.scrollWidth, p.clientWidth, tl.getBoundingClientRect().right > p.getBoundingClientRect().right ? 1 : 0]; })()`)
+			if fit[0] > fit[1] || fit[2] == 1 {
+				t.Errorf("the timeline (%d px) does not fit its panel (%d px)", fit[0], fit[1])
+			}
+			// Every column is visible: the job status and progress too.
+			shown := eval[string](t, tb, `[...document.querySelectorAll("#p0 .tryit-timeline td")].filter((c) => c.offsetWidth > 0).map((c) => c.textContent).join(" | ")`)
+			contains(t, "visible timeline cells", shown, "queued", "succeeded", "100%")
+			if w >= 1280 {
+				cols := eval[int](t, tb, `(() => { const m = document.querySelector("#create-report .ref-op-main").getBoundingClientRect(), a = document.querySelector("#create-report .ref-op-aside").getBoundingClientRect(); return a.left >= m.right ? 2 : 1; })()`)
+				if cols != 2 {
+					t.Error("the samples and try-it are not beside the prose at 1280 px")
+				}
+			}
+		})
+	}
+}
+
+// TestTryItAxeAfterARun runs axe-core on a reference page and on a guide
+// after a try-it run has added the response, the timeline, the result and
+// copied code: no violation (scrollable boxes reachable by keyboard, unique
+// landmarks, allowed roles).
+func TestTryItAxeAfterARun(t *testing.T) {
+	src := mustAxe(t)
+	e := mustEnv(t)
+	tb := newTab(t, e)
+	runReport(t, tb, e, 1280)
+	tb.do(t, click("#p0 button.tryit-flow"), visible("#p0 .tryit-copy-out"))
+	if v := runAxe(t, tb, src); len(v) > 0 {
+		t.Errorf("reference after a run: %d axe violations:\n  %s", len(v), strings.Join(v, "\n  "))
+	}
+	tb.do(t, viewport(390))
+	tb.open(t, e.baseURL+guide)
+	tb.do(t, click("#p0 button.tryit-primary"), visible("#p0 .tryit-result.tryit-succeeded"))
+	if v := runAxe(t, tb, src); len(v) > 0 {
+		t.Errorf("guide after a run, 390 px: %d axe violations:\n  %s", len(v), strings.Join(v, "\n  "))
+	}
+}
+
+// TestTryItCopiesTheWholeFlow copies the follow-the-job client as curl
+// after a run and runs it with sh against the same sandbox: it starts its
+// own job with a fresh Idempotency-Key, polls, and prints the report.
+func TestTryItCopiesTheWholeFlow(t *testing.T) {
+	e := mustEnv(t)
+	tb := newTab(t, e)
+	runReport(t, tb, e, 1280)
+	tb.do(t, click("#p0 button.tryit-flow"), visible("#p0 .tryit-copy-out"))
+	waitText(t, tb, "#p0 [role=status]", "the whole flow as curl")
+	script := tb.text(t, "#p0 .tryit-copy-out")
+	contains(t, "copied flow", script, "URL='"+e.baseURL+"/v1/reports'", "KEY='sk_", "IDEMPOTENCY_KEY=$(od", "Retry-After", "while :; do", `"title": "January sales"`)
+	if strings.Contains(script, "@@") {
+		t.Errorf("a placeholder was left in:\n%s", script)
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed: the copied script is not run")
+	}
+	file := filepath.Join(t.TempDir(), "follow.sh")
+	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "sh", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("the copied flow failed: %v\n%s\n%s", err, out, script)
+	}
+	contains(t, "the copied flow's output", string(out), "202", "result: "+e.baseURL+"/v1/reports/rpt_", `"title"`)
 }

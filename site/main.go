@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -83,6 +84,15 @@ func runBuild(ctx context.Context, args []string, stderr io.Writer, log *slog.Lo
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
+	// Pages are written as they render, so the live heap stays small (about
+	// 12 MB for 1,000 pages) and the default GOGC=100 would collect some 200
+	// times in one build: a quarter more CPU than when the pages were held
+	// to the end. Collecting at three times the live heap instead brings
+	// the CPU time back to within about 10 % of that, for about 15 MB more
+	// peak memory (make bench-site-memory). GOGC in the environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
 	start := time.Now()
 	site, err := build.Build(ctx, build.Config{
 		Content:    os.DirFS(*contentDir),
@@ -93,11 +103,10 @@ func runBuild(ctx context.Context, args []string, stderr io.Writer, log *slog.Lo
 		SiteURL:    *siteURL,
 		SandboxURL: *sandboxURL,
 		Logger:     log,
+		// Each page is written as it renders, not held to the end.
+		Out: *out,
 	})
 	if err != nil {
-		return err
-	}
-	if err := site.Write(*out); err != nil {
 		return err
 	}
 	log.Info("wrote site", "dir", *out, "pages", len(site.Pages), "took", time.Since(start).Round(time.Millisecond))

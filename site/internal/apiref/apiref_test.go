@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/accepted-dev/accepted/site/internal/codesamples"
 )
 
 var specs = []string{"testdata/async.json", "testdata/pets.yaml"}
@@ -445,9 +447,15 @@ func TestSamplesPlausible(t *testing.T) {
 	}
 	doc := mustLoad(t, "testdata/async.json")
 	curl := findOp(t, doc, "create-report").Samples[0].Code
-	for _, want := range []string{`"https://sandbox.accepted.dev/v1/reports"`, `Authorization: Bearer $ACCEPTED_KEY`, `"kind": "sales"`, "Idempotency-Key: 4f1c2a7e-report-1", "# 202 Accepted"} {
+	for _, want := range []string{`"https://sandbox.accepted.dev/v1/reports"`, `Authorization: Bearer $ACCEPTED_KEY`, `"kind": "sales"`, `Idempotency-Key: $IDEMPOTENCY_KEY"`, "IDEMPOTENCY_KEY=" + codesamples.FreshShell, "# 202 Accepted"} {
 		if !strings.Contains(curl, want) {
 			t.Errorf("curl sample lacks %q:\n%s", want, curl)
+		}
+	}
+	// The spec's example key is never sent: a second run would replay the first job.
+	for _, s := range findOp(t, doc, "create-report").Samples {
+		if strings.Contains(s.Code, "4f1c2a7e-report-1") {
+			t.Errorf("%s sample sends the example Idempotency-Key:\n%s", s.Lang, s.Code)
 		}
 	}
 	doc.SetServer("http://127.0.0.1:8080")
@@ -464,5 +472,44 @@ func TestSlug(t *testing.T) {
 		if got := slug(in); got != want {
 			t.Errorf("slug(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A header or parameter whose text is in its schema (as Huma writes them)
+// shows that text; its own description wins when it has one.
+func TestHeaderDescriptionFromSchema(t *testing.T) {
+	doc := mustLoad(t, "testdata/async.json")
+	for _, c := range []struct{ op, status, want string }{
+		{"create-import", "202", "URL of the import's job (Huma puts a header's text in its schema)."},
+		{"create-report", "202", "URL of the job to poll."},
+	} {
+		var got *Header
+		for _, r := range findOp(t, doc, c.op).Responses {
+			for i := range r.Headers {
+				if r.Status == c.status && r.Headers[i].Name == "Location" {
+					got = &r.Headers[i]
+				}
+			}
+		}
+		if got == nil {
+			t.Fatalf("%s %s: no Location header", c.op, c.status)
+		}
+		if got.Description != c.want {
+			t.Errorf("%s %s Location: description %q, want %q", c.op, c.status, got.Description, c.want)
+		}
+	}
+}
+
+func TestFollowSamplesFor202(t *testing.T) {
+	doc := mustLoad(t, "testdata/async.json")
+	if f := findOp(t, doc, "create-report").Follow; len(f) != 4 || !strings.Contains(f[0].Code, "https://sandbox.accepted.dev/v1/reports") {
+		t.Errorf("create-report follow samples: %+v", f)
+	}
+	if f := findOp(t, doc, "get-job").Follow; f != nil {
+		t.Errorf("get-job has follow samples")
+	}
+	doc.SetServer("http://127.0.0.1:8080")
+	if f := findOp(t, doc, "create-report").Follow; !strings.Contains(f[2].Code, `"http://127.0.0.1:8080/v1/reports"`) {
+		t.Errorf("SetServer left the follow samples:\n%s", f[2].Code)
 	}
 }

@@ -165,6 +165,7 @@ func (d *Doc) SetServer(serverURL string) {
 	d.server = serverURL
 	for i := range d.Operations {
 		d.Operations[i].Samples = codesamples.For(d.Operations[i].Request, serverURL)
+		d.Operations[i].Follow = codesamples.Follow(d.Operations[i].Request, serverURL)
 	}
 }
 

@@ -57,6 +57,11 @@ type Operation struct {
 	// Samples are the requests in curl, JavaScript, Python and Go against
 	// Doc.Servers[0]; only for KindOperation. Doc.SetServer rewrites them.
 	Samples []codesamples.Sample
+	// Follow are the whole clients of an operation that answers 202 with a
+	// Location (start the job, poll as Retry-After says, fetch the result),
+	// in the same languages; nil for other operations. SetServer rewrites
+	// them too.
+	Follow []codesamples.Sample
 	// Request is what Samples were generated from.
 	Request codesamples.Op
 	// FollowHint is set when a 202 response documents Location: it says

@@ -33,22 +33,27 @@ func (l *loader) operation(kind Kind, method, path string, item, n *node, anchor
 	}
 
 	// Path-level parameters apply unless the operation redefines them.
-	var params []*node
+	// Each parameter keeps the description set beside its $ref, if any.
+	type param struct {
+		n    *node
+		desc string
+	}
+	var params []param
 	seen := map[string]bool{}
 	for _, p := range n.get("parameters").elems() {
-		if p = l.resolve(p); p != nil {
+		if p, _, desc := l.resolveWithSummary(p); p != nil {
 			seen[p.str("in")+"\x00"+p.str("name")] = true
-			params = append(params, p)
+			params = append(params, param{p, desc})
 		}
 	}
-	var inherited []*node
+	var inherited []param
 	for _, p := range item.get("parameters").elems() {
-		if p = l.resolve(p); p != nil && !seen[p.str("in")+"\x00"+p.str("name")] {
-			inherited = append(inherited, p)
+		if p, _, desc := l.resolveWithSummary(p); p != nil && !seen[p.str("in")+"\x00"+p.str("name")] {
+			inherited = append(inherited, param{p, desc})
 		}
 	}
 	for _, p := range append(inherited, params...) {
-		op.Params = append(op.Params, l.param(p))
+		op.Params = append(op.Params, l.param(p.n, p.desc))
 	}
 	// Path parameters first, in the order they appear in the path.
 	slices.SortStableFunc(op.Params, func(a, b Param) int { return inRank(a.In) - inRank(b.In) })
@@ -76,7 +81,7 @@ func (l *loader) operation(kind Kind, method, path string, item, n *node, anchor
 			}
 			s := l.paramSchema(h)
 			resp.Headers = append(resp.Headers, Header{
-				Name: name, Description: hdesc, Required: h.boolean("required"),
+				Name: name, Description: firstString(hdesc, s.Description), Required: h.boolean("required"),
 				Deprecated: h.boolean("deprecated"), Schema: s,
 				Examples: l.examples(h, s, false, false),
 			})
@@ -170,10 +175,13 @@ func (l *loader) paramSchema(p *node) *Schema {
 	return s
 }
 
-func (l *loader) param(p *node) Param {
+// param builds a parameter; desc is its description (the one beside its
+// $ref, or its own), and the schema's when it has none: a generator such as
+// Huma puts a header's text in its schema.
+func (l *loader) param(p *node, desc string) Param {
 	s := l.paramSchema(p)
 	return Param{
-		Name: p.str("name"), In: p.str("in"), Description: p.str("description"),
+		Name: p.str("name"), In: p.str("in"), Description: firstString(desc, s.Description),
 		Required: p.boolean("required") || p.str("in") == "path", Deprecated: p.boolean("deprecated"),
 		Schema: s, Examples: l.examples(p, s, false, false),
 	}
@@ -290,11 +298,11 @@ func (l *loader) request(op *Operation, security *node) codesamples.Op {
 			r.PathParams = append(r.PathParams, codesamples.Param{Name: p.Name, Value: v})
 		case p.In == "query" && (p.Required || explicit):
 			r.Query = append(r.Query, codesamples.Param{Name: p.Name, Value: v})
-		case p.In == "header" && (p.Required || explicit):
+		case p.In == "header" && (p.Required || explicit || isIdempotencyKey(p.Name)):
 			switch strings.ToLower(p.Name) {
 			case "authorization", "content-type":
 			default:
-				r.Headers = append(r.Headers, codesamples.Param{Name: p.Name, Value: v})
+				r.Headers = append(r.Headers, codesamples.Param{Name: p.Name, Value: v, Fresh: isIdempotencyKey(p.Name)})
 			}
 		}
 	}
@@ -316,6 +324,13 @@ func (l *loader) request(op *Operation, security *node) codesamples.Op {
 		r.RetryAfter = resp.header("Retry-After") != nil
 	}
 	return r
+}
+
+// isIdempotencyKey reports whether a header names an idempotency key
+// (Idempotency-Key, X-Idempotency-Key …): a sample must send a new one each
+// time it runs, or its second run replays the first job.
+func isIdempotencyKey(header string) bool {
+	return strings.Contains(strings.ToLower(header), "idempotency-key")
 }
 
 func paramValue(p Param) string {

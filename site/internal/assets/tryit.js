@@ -5,7 +5,10 @@
 // failure linked to the error catalog, a cancel button, live events (SSE
 // read from a fetch stream, since EventSource cannot send Authorization),
 // and for imports a webhook inbox whose deliveries appear beside the
-// request. The state the job is in lights up in the lifecycle diagram.
+// request. The state the job is in lights up in the lifecycle diagram, or
+// in the strip of states the build puts in a panel on a page without one.
+// "Copy as" gives the exact request sent, or the whole client that follows
+// the job (data-flow: the build's templates, filled in here).
 //
 // CSP: no inline script or style, no style attributes; only classes,
 // hidden and <progress>. The build minifies this file with esbuild.
@@ -99,6 +102,20 @@
       `\t// Do not follow redirects, so a 303 from the status monitor shows.\n\tclient := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}\n\tres, err := client.Do(req)\n\tif err != nil {\n\t\tpanic(err)\n\t}\n\tdefer res.Body.Close()\n\tbody, _ := io.ReadAll(res.Body)\n\tfmt.Println(res.Status, res.Header.Get("Location"), res.Header.Get("Retry-After"))\n\tfmt.Println(string(body))\n}\n`,
   };
 
+  // flowOf fills a follow-the-job template of the build (data-flow, by
+  // language) with the request last sent: each quoted token ("@@URL@@",
+  // '@@URL@@' in shell) becomes the value quoted for that language. JSON's
+  // string syntax is also JavaScript's, Python's and Go's.
+  const LANG = { curl: "curl", JavaScript: "javascript", Python: "python", Go: "go" };
+  function flowOf(tpl, lang, r, key) {
+    const q = lang === "curl" ? q1 : js;
+    const tok = (n) => lang === "curl" ? "'@@" + n + "@@'" : '"@@' + n + '@@"';
+    return tpl.split(tok("URL")).join(q(r.url)).split(tok("BODY")).join(q(r.body || "")).split(tok("KEY")).join(q(key || ""));
+  }
+
+  // A box that may scroll is reachable by keyboard and says what it holds.
+  const scrollBox = (cls, label, props, ...kids) => h("pre", Object.assign({ class: cls, tabindex: "0", role: "group", "aria-label": label }, props), ...kids);
+
   // sse reads a server-sent-events stream from a fetch response, calling
   // onEvent with {id, event, data} for each event (WHATWG parsing rules).
   async function sse(res, onEvent) {
@@ -136,6 +153,12 @@
     const id = "tryit" + ++uid;
     const method = ds.method;
     const examples = parse(ds.examples || "[]") || [];
+    const flows = parse(ds.flow || "null");
+    // Headings of the output go one level below the heading the panel
+    // follows, so the page's outline stays in order.
+    const before = [...d.querySelectorAll("h1, h2, h3, h4, h5")].filter((x) => x.compareDocumentPosition(root) & Node.DOCUMENT_POSITION_FOLLOWING).pop();
+    const H = "h" + Math.min(6, (before ? +before.tagName[1] : 1) + 1);
+    const H2 = "h" + Math.min(6, +H[1] + 1);
     const params = parse(ds.params || "[]") || [];
     const hasBody = examples.length > 0 || ds.body != null;
     const auth = ds.auth === "bearer";
@@ -196,7 +219,9 @@
     );
 
     // The output.
-    const resp = h("section", { class: "tryit-response", hidden: true, "aria-label": "Response" });
+    // Groups, not sections: several panels on one page would repeat the
+    // names of their landmarks.
+    const resp = h("div", { class: "tryit-response", hidden: true, role: "group", "aria-label": "Response" });
     const wait = h("p", { class: "tryit-wait", hidden: true });
     const bar = h("progress", { id: id + "-bar", max: 100, value: 0 });
     const barBox = h("p", { class: "tryit-bar", hidden: true }, h("label", { for: bar.id, text: "Job progress" }), bar);
@@ -205,11 +230,14 @@
       h("caption", { text: "Timeline" }),
       h("thead", {}, h("tr", {}, ["Time", "Request", "Answer", "Job status", "Progress"].map((t) => h("th", { scope: "col", text: t })))),
       tbody);
-    const result = h("section", { class: "tryit-result", hidden: true, tabindex: "-1", "aria-label": "Result" });
-    const inbox = ds.callback != null && h("section", { class: "tryit-inbox", hidden: true, "aria-label": "Webhook inbox" });
-    const copyOut = h("pre", { class: "tryit-copy-out", hidden: true, tabindex: "0" });
-    const copy = h("div", { class: "tryit-copy", hidden: true }, h("span", { class: "tryit-copy-label", text: "Copy as" }),
-      Object.keys(COPY).map((lang) => h("button", { type: "button", text: lang, onclick: () => copyAs(lang) })));
+    const result = h("div", { class: "tryit-result", hidden: true, tabindex: "-1", role: "group", "aria-label": "Result" });
+    const inbox = ds.callback != null && h("div", { class: "tryit-inbox", hidden: true, role: "group", "aria-label": "Webhook inbox" });
+    const copyOut = scrollBox("tryit-copy-out", "Copied code", { hidden: true });
+    const copy = h("div", { class: "tryit-copy", hidden: true },
+      h("p", { class: "tryit-copy-row" }, h("span", { class: "tryit-copy-label", id: id + "-copy1", text: "Copy the request as" }),
+        Object.keys(COPY).map((lang) => h("button", { type: "button", text: lang, "aria-describedby": id + "-copy1", onclick: () => copyAs(lang, false) }))),
+      flows && h("p", { class: "tryit-copy-row" }, h("span", { class: "tryit-copy-label", id: id + "-copy2", text: "Copy the whole flow as" }),
+        Object.keys(COPY).filter((lang) => flows[LANG[lang]]).map((lang) => h("button", { type: "button", class: "tryit-flow", text: lang, "aria-describedby": id + "-copy2", onclick: () => copyAs(lang, true) }))));
 
     fill(root,
       h("p", { class: "tryit-title" }, h("strong", { text: "Try it" }), " ", h("code", { text: method + " " + ds.path }),
@@ -220,13 +248,14 @@
     const say = (t) => { status.textContent = t; };
     const mode = () => (form.querySelector(`input[name="${modeName}"]:checked`) || {}).value || "poll";
 
+    // row adds a line to the timeline; each cell carries its column's name,
+    // which a narrow panel shows when it stacks the cells (tryit.css).
     function row(req, answer, job) {
       timeline.hidden = false;
       const t = ((performance.now() - run.t0) / 1000).toFixed(2);
-      tbody.append(h("tr", {},
-        h("td", { text: "+" + t + " s" }), h("td", {}, h("code", { text: req })), h("td", { text: answer }),
-        h("td", { text: job && job.status ? job.status : "" }),
-        h("td", { text: job && job.percent_complete != null ? job.percent_complete + "%" : "" })));
+      const cells = [["Time", "+" + t + " s"], ["Request", h("code", { text: req })], ["Answer", answer],
+        ["Job status", job && job.status ? job.status : ""], ["Progress", job && job.percent_complete != null ? job.percent_complete + "%" : ""]];
+      tbody.append(h("tr", {}, cells.map(([label, v]) => h("td", { "data-label": label, class: v === "" ? "tryit-empty" : null }, v))));
     }
 
     function showResponse(res, text) {
@@ -234,9 +263,9 @@
         const key = /^(location|retry-after|ratelimit.*|content-location|idempotent-replayed)$/.test(k);
         return h("span", { class: key ? "tryit-key" : null, text: k + ": " + v + "\n" });
       });
-      resp.replaceChildren(h("h4", { text: "Response" }),
-        h("pre", { class: "tryit-http" }, h("strong", { text: "HTTP " + statusText(res) + "\n" }), heads),
-        text ? h("pre", { class: "tryit-json", text: pretty(text) }) : "");
+      resp.replaceChildren(h(H, { text: "Response" }),
+        scrollBox("tryit-http", "Response status and headers", {}, h("strong", { text: "HTTP " + statusText(res) + "\n" }), heads),
+        text ? scrollBox("tryit-json", "Response body", { text: pretty(text) }) : "");
       resp.hidden = false;
     }
 
@@ -305,7 +334,7 @@
       }
       const link = h("a", { href: URL.createObjectURL(blob), download: f.name, class: "tryit-download", text: "Download " + f.name });
       say("File ready: " + f.name);
-      return finish("succeeded", h("h4", { text: "File ready" }),
+      return finish("succeeded", h(H, { text: "File ready" }),
         h("p", {}, link, " (" + (f.rows != null ? f.rows + " rows, " : "") + (f.bytes / 1024).toFixed(1) + " KB, " + f.content_type + ")"),
         check && h("p", { text: check }));
     }
@@ -315,8 +344,8 @@
       const text = await res.text();
       const o = parse(text);
       remember(o);
-      const raw = h("details", {}, h("summary", { text: "The result as JSON" }), h("pre", { class: "tryit-json", text: pretty(text) }));
-      if (!res.ok) return finish("failed", h("h4", { text: "The result could not be read" }), o ? problem(o) : "", raw);
+      const raw = h("details", {}, h("summary", { text: "The result as JSON" }), scrollBox("tryit-json", "The result as JSON", { text: pretty(text) }));
+      if (!res.ok) return finish("failed", h(H, { text: "The result could not be read" }), o ? problem(o) : "", raw);
       if (o && o.file && o.file.url) {
         const fr = await call("GET", o.file.url);
         row("GET " + rel(o.file.url), statusText(fr));
@@ -326,20 +355,20 @@
         const cols = ["date", "orders", "revenue_cents", "refunds"];
         const tr = (r, th) => h("tr", {}, cols.map((c) => h(th ? "th" : "td", { scope: th ? "row" : null, text: r[c] == null ? "" : String(r[c]) })));
         say("Report ready: " + o.title);
-        return finish("succeeded", h("h4", { text: "Report: " + o.title }),
+        return finish("succeeded", h(H, { text: "Report: " + o.title }),
           h("p", { text: o.from + " to " + o.to + (o.regions ? " · regions: " + o.regions.join(", ") : "") }),
-          h("div", { class: "tryit-scroll" }, h("table", { class: "tryit-report" }, h("caption", { text: "Totals and the first days" }),
+          h("div", { class: "tryit-scroll", tabindex: "0", role: "group", "aria-label": "Report totals and the first days" }, h("table", { class: "tryit-report" }, h("caption", { text: "Totals and the first days" }),
             h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col", text: c })))),
             h("tbody", {}, tr(Object.assign({ date: "total" }, o.totals), true), o.days.slice(0, 7).map((r) => tr(r))))), raw);
       }
       if (o && o.outcome) {
         say("Import finished: " + o.outcome);
-        return finish("succeeded", h("h4", { text: "Import: " + o.outcome }),
+        return finish("succeeded", h(H, { text: "Import: " + o.outcome }),
           h("p", { text: o.imported + " of " + o.total_rows + " rows imported." }),
           o.rejected && o.rejected.length > 0 && h("ul", {}, o.rejected.map((r) => h("li", { text: "Row " + r.row + " (" + r.sku + "): " + r.reason }))), raw);
       }
       say("Result received");
-      return finish("succeeded", h("h4", { text: "Result" }), raw);
+      return finish("succeeded", h(H, { text: "Result" }), raw);
     }
 
     // end handles a terminal job: follow the monitor's 303 to the result,
@@ -356,10 +385,10 @@
       }
       if (job.status === "failed") {
         say("Job failed: " + (job.error && job.error.code || "unknown error"));
-        return finish("failed", h("h4", { text: "The job failed" }), job.error ? problem(job.error) : "");
+        return finish("failed", h(H, { text: "The job failed" }), job.error ? problem(job.error) : "");
       }
       say("Job canceled");
-      finish("canceled", h("h4", { text: "The job was canceled" }), h("p", { text: "Nothing more will happen: a canceled job never produces a result." }));
+      finish("canceled", h(H, { text: "The job was canceled" }), h("p", { text: "Nothing more will happen: a canceled job never produces a result." }));
     }
 
     async function poll(retryAfter) {
@@ -383,7 +412,7 @@
         if (!res.ok || !job) {
           row("GET " + rel(run.loc), statusText(res));
           say("Polling failed: " + statusText(res));
-          return finish("failed", h("h4", { text: "The status monitor answered " + statusText(res) }), job ? problem(job) : h("pre", { text }));
+          return finish("failed", h(H, { text: "The status monitor answered " + statusText(res) }), job ? problem(job) : h("pre", { text }));
         }
         row("GET " + rel(run.loc), statusText(res), job);
         update(job);
@@ -404,7 +433,7 @@
         if (res.status === 204) break;
         if (!res.ok || !res.body) {
           say("Event stream failed: " + statusText(res));
-          return finish("failed", h("h4", { text: "The event stream answered " + statusText(res) }));
+          return finish("failed", h(H, { text: "The event stream answered " + statusText(res) }));
         }
         await sse(res, (ev) => {
           lastId = ev.id || lastId;
@@ -459,13 +488,16 @@
       const type = (parse(dl.body) || {}).type || "delivery";
       const steps = (rep.steps || []).map((s) => h("li", { class: s.ok ? "tryit-ok" : "tryit-bad" },
         h("span", { class: "tryit-mark", text: s.ok ? "✓ " : "✗ " }), h("strong", { text: s.name }), s.detail ? ": " + s.detail : ""));
-      const list = inbox.querySelector("ol");
-      list.prepend(h("li", {}, h("details", {},
+      // Newest first, each numbered in the order it arrived: the number is
+      // set on the item, as a reversed list that grows at the top would
+      // count from a stale start.
+      const list = inbox.querySelector(".tryit-deliveries");
+      list.prepend(h("li", { value: seen.size }, h("details", {},
         h("summary", {}, h("strong", { text: type }), " · answered " + dl.answered + " · signature " + (v.valid ? "valid ✓" : "invalid ✗") + " · " + new Date(dl.received_at).toLocaleTimeString()),
-        h("h5", { text: "Headers" }),
-        h("pre", { class: "tryit-http", text: Object.entries(dl.headers || {}).map(([k, vs]) => k + ": " + [].concat(vs).join(", ")).join("\n") }),
-        h("h5", { text: "Body" }), h("pre", { class: "tryit-json", text: pretty(dl.body) }),
-        h("h5", { text: "Signature check, step by step" }), h("ol", { class: "tryit-steps" }, steps),
+        h(H2, { text: "Headers" }),
+        scrollBox("tryit-http", "Delivery headers", { text: Object.entries(dl.headers || {}).map(([k, vs]) => k + ": " + [].concat(vs).join(", ")).join("\n") }),
+        h(H2, { text: "Body" }), scrollBox("tryit-json", "Delivery body", { text: pretty(dl.body) }),
+        h(H2, { text: "Signature check, step by step" }), h("ol", { class: "tryit-steps" }, steps),
         v.error && h("p", { text: v.error }))));
       say("Webhook " + type + " delivered to the inbox; the inbox answered " + dl.answered + "; signature " + (v.valid ? "valid" : "invalid"));
     }
@@ -506,7 +538,7 @@
         });
         say(r.ok ? "The inbox will answer " + failStatus.value + " to the next " + failCount.value + " deliveries" : "Could not change the inbox: " + statusText(r));
       } });
-      inbox.replaceChildren(h("h4", { text: "Webhook inbox" }),
+      inbox.replaceChildren(h(H, { text: "Webhook inbox" }),
         h("p", {}, "Deliveries to ", h("code", { text: box.url }), " appear here, newest first, signed with ", h("code", { text: box.secret }), "."),
         h("p", { class: "tryit-fail" }, h("label", { for: failStatus.id, text: "Answer" }), " ", failStatus, " ",
           h("label", { for: failCount.id, text: "to the next" }), " ", failCount, " deliveries ", apply),
@@ -514,16 +546,17 @@
       inbox.hidden = false;
     }
 
-    async function copyAs(lang) {
+    async function copyAs(lang, whole) {
       if (!last) return;
-      const code = COPY[lang](last);
+      const code = whole ? flowOf(flows[LANG[lang]], LANG[lang], last, auth ? store.get(KEY) : "") : COPY[lang](last);
+      const what = whole ? "the whole flow" : "the request";
       copyOut.textContent = code;
       copyOut.hidden = false;
       try {
         // A browser may never settle the promise (no permission prompt in
         // headless mode, say): after a second, fall back.
         await Promise.race([navigator.clipboard.writeText(code), sleep(1000).then(() => { throw new Error("timeout"); })]);
-        say("Copied the request as " + lang + "; it is also shown below.");
+        say("Copied " + what + " as " + lang + "; it is also shown below.");
       } catch {
         const r = d.createRange();
         r.selectNodeContents(copyOut);
@@ -531,7 +564,7 @@
         s.removeAllRanges();
         s.addRange(r);
         copyOut.focus();
-        say("The clipboard is not available: the " + lang + " code is shown and selected below; press Ctrl+C to copy it.");
+        say("The clipboard is not available: " + what + " as " + lang + " is shown and selected below; press Ctrl+C to copy it.");
       }
     }
 
@@ -579,7 +612,7 @@
         copy.hidden = false;
         if ((res.headers.get("Content-Type") || "").startsWith("text/event-stream") && res.body) {
           showResponse(res, "");
-          const pre = h("pre", { class: "tryit-json" });
+          const pre = scrollBox("tryit-json", "Events received");
           resp.append(pre);
           cancel.textContent = "Stop";
           cancel.hidden = false;
@@ -598,7 +631,7 @@
         if (res.status !== 202) {
           say(statusText(res) + (job && job.code ? ": " + job.code : ""));
           if (!res.ok && job && job.type) {
-            result.replaceChildren(h("h4", { text: "The request was refused" }), problem(job));
+            result.replaceChildren(h(H, { text: "The request was refused" }), problem(job));
             result.className = "tryit-result tryit-failed";
             result.hidden = false;
           }
@@ -624,5 +657,14 @@
     form.addEventListener("submit", (e) => { e.preventDefault(); go(); });
   }
 
-  d.querySelectorAll(".try-it[data-method]").forEach(setup);
+  // One panel per task: a reference page holds many, and building them all
+  // in one task blocks the main thread long enough to delay a first click.
+  const panels = [...d.querySelectorAll(".try-it[data-method]")];
+  const next = () => {
+    const p = panels.shift();
+    if (!p) return;
+    setup(p);
+    if (panels.length) setTimeout(next, 0);
+  };
+  next();
 })();

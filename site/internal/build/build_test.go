@@ -193,10 +193,101 @@ func TestBuildFailures(t *testing.T) {
 		"bad front matter": {map[string]string{"guides/x.md": "---\ntitle: X\nsectoin: y\n---\n"},
 			`guides/x.md: front matter`},
 	} {
-		_, err := Build(context.Background(), overlay(t, tc.files))
+		cfg := overlay(t, tc.files)
+		_, err := Build(context.Background(), cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v\nwant it to contain %s", name, err, tc.want)
 		}
+		// Written page by page, the site fails the same way.
+		cfg.Out = filepath.Join(t.TempDir(), "site")
+		if _, err2 := Build(context.Background(), cfg); fmt.Sprint(err2) != fmt.Sprint(err) {
+			t.Errorf("%s: with Out: got %v\nwant %v", name, err2, err)
+		}
+	}
+}
+
+// TestBuildToDirectory: with Config.Out, each page is written as it
+// renders; the files are those an in-memory build holds, byte for byte.
+func TestBuildToDirectory(t *testing.T) {
+	for _, base := range []string{"/", "/docs/"} {
+		cfg := testConfig(t)
+		cfg.BaseURL = base
+		want := mustBuild(t, cfg)
+		parent := t.TempDir()
+		cfg.Out = filepath.Join(parent, "site")
+		for range 2 { // the second build replaces the first
+			got := mustBuild(t, cfg)
+			if got.Files != nil || strings.Join(got.Pages, " ") != strings.Join(want.Pages, " ") {
+				t.Errorf("base %s: pages %v, want %v and no Files", base, got.Pages, want.Pages)
+			}
+			files := map[string][]byte{}
+			if err := filepath.WalkDir(cfg.Out, func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				rel, _ := filepath.Rel(cfg.Out, p)
+				data, err := os.ReadFile(p)
+				files[filepath.ToSlash(rel)] = data
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := files[markerFile]; !ok {
+				t.Errorf("base %s: no %s", base, markerFile)
+			}
+			delete(files, markerFile)
+			if len(files) != len(want.Files) {
+				t.Errorf("base %s: %d files written, want %d", base, len(files), len(want.Files))
+			}
+			for name, data := range want.Files {
+				if !bytes.Equal(files[name], data) {
+					t.Errorf("base %s: %s differs from the in-memory build", base, name)
+				}
+			}
+			if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+				t.Errorf("base %s: %d entries beside the site, want it alone", base, len(entries))
+			}
+		}
+	}
+}
+
+// TestFailedBuildKeepsDirectory: a build that fails leaves Config.Out as
+// it was, and a directory the tool did not build is refused before any work.
+func TestFailedBuildKeepsDirectory(t *testing.T) {
+	parent := t.TempDir()
+	cfg := testConfig(t)
+	cfg.Out = filepath.Join(parent, "site")
+	mustBuild(t, cfg)
+	before, err := os.ReadFile(filepath.Join(cfg.Out, "guides", "poll", "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := overlay(t, map[string]string{"guides/x.md": "---\ntitle: X\n---\n\n[x](/nowhere/)\n"})
+	bad.Out = cfg.Out
+	if _, err := Build(context.Background(), bad); err == nil {
+		t.Fatal("a broken link did not fail the build")
+	}
+	after, err := os.ReadFile(filepath.Join(cfg.Out, "guides", "poll", "index.html"))
+	if err != nil || !bytes.Equal(after, before) {
+		t.Errorf("the failed build changed the site: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, "guides", "x", "index.html")); err == nil {
+		t.Error("the failed build's page is in the site")
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+		t.Errorf("%d entries beside the site after a failed build, want it alone", len(entries))
+	}
+
+	foreign := t.TempDir()
+	if err := os.WriteFile(filepath.Join(foreign, "precious.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Out = foreign
+	if _, err := Build(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Errorf("a directory the tool did not build: got %v", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(foreign, "precious.txt")); err != nil || string(data) != "x" {
+		t.Error("the foreign directory was touched")
 	}
 }
 
@@ -417,11 +508,23 @@ func BenchmarkBuild1000Pages(b *testing.B) {
 		m[fmt.Sprintf("guides/p%04d.md", i)] = &fstest.MapFile{Data: fmt.Appendf(nil, "---\ntitle: Page %d\ndescription: Generated page %d.\norder: %d\n---\n%s", i, i, i, rest)}
 	}
 	cfg.Content = m
-	b.ResetTimer()
-	for b.Loop() {
-		s := mustBuild(b, cfg)
-		if len(s.Pages) < 1000 {
-			b.Fatalf("%d pages", len(s.Pages))
+	b.Run("memory", func(b *testing.B) {
+		for b.Loop() {
+			s := mustBuild(b, cfg)
+			if len(s.Pages) < 1000 {
+				b.Fatalf("%d pages", len(s.Pages))
+			}
 		}
-	}
+	})
+	// What go run ./site build does: each page written as it renders.
+	b.Run("out", func(b *testing.B) {
+		cfg := cfg
+		cfg.Out = filepath.Join(b.TempDir(), "site")
+		for b.Loop() {
+			s := mustBuild(b, cfg)
+			if len(s.Pages) < 1000 {
+				b.Fatalf("%d pages", len(s.Pages))
+			}
+		}
+	})
 }

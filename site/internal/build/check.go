@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"runtime"
 	"slices"
@@ -16,13 +17,12 @@ import (
 
 // Check runs every check over a built site and joins what they find.
 func Check(s *Site, base string) error {
-	scans := scanAll(s)
-	var all []string
-	for _, sc := range scans {
-		all = append(all, sc.html...)
-		all = append(all, sc.csp...)
-	}
-	all = append(all, checkLinks(s, scans, base)...)
+	html, csp, links := checkSite(s, base)
+	return checkError(append(append(html, csp...), links...))
+}
+
+// checkError joins what the checks found into one error, or nil.
+func checkError(all []string) error {
 	if len(all) == 0 {
 		return nil
 	}
@@ -39,11 +39,8 @@ func Check(s *Site, base string) error {
 // duplicate ids, and pages without exactly one <main>, one <h1> and a
 // <title>.
 func CheckHTML(s *Site) []string {
-	var out []string
-	for _, sc := range scanAll(s) {
-		out = append(out, sc.html...)
-	}
-	return out
+	html, _, _ := checkSite(s, "/")
+	return html
 }
 
 // CheckCSP reports what Content-Security-Policy: default-src 'self' would
@@ -51,11 +48,8 @@ func CheckHTML(s *Site) []string {
 // elements, event-handler attributes, scripts without src or with inline
 // code, javascript: URLs, and resources from another host.
 func CheckCSP(s *Site) []string {
-	var out []string
-	for _, sc := range scanAll(s) {
-		out = append(out, sc.csp...)
-	}
-	return out
+	_, csp, _ := checkSite(s, "/")
+	return csp
 }
 
 // CheckLinks reports internal links that lead nowhere: every href and src
@@ -63,7 +57,76 @@ func CheckCSP(s *Site) []string {
 // every #fragment an id in that file. base is the URL path the site is
 // served under.
 func CheckLinks(s *Site, base string) []string {
-	return checkLinks(s, scanAll(s), base)
+	_, _, links := checkSite(s, base)
+	return links
+}
+
+// checkSite runs the checks over a site held in memory.
+func checkSite(s *Site, base string) (html, csp, links []string) {
+	c := newChecker(base)
+	var wg sync.WaitGroup
+	work := make(chan string)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			set := c.newSet()
+			for name := range work {
+				c.add(name, s.Files[name], set)
+			}
+		})
+	}
+	for _, name := range s.Pages {
+		work <- name
+	}
+	close(work)
+	wg.Wait()
+	exists := func(name string) bool { _, ok := s.Files[name]; return ok }
+	read := func(name string) ([]byte, error) { return s.Files[name], nil }
+	return c.finish(exists, read)
+}
+
+// checker checks pages one at a time, as they are built, and keeps only
+// what the link check needs once every file exists: each page's ids and
+// the links whose target depends on the page they are on, plus one copy
+// of each link that starts with "/" (those resolve the same from every
+// page: a sidebar that lists 1,000 pages on each of them is 1,000 links
+// to check, not a million to hold). The pages themselves need not stay in
+// memory; if a link is broken, finish reads them again to say where.
+type checker struct {
+	base  string
+	mu    sync.Mutex
+	pages map[string]*pageScan
+	// sets hold the links that start with "/": one set for each goroutine
+	// that scans pages, looked up without a lock for every link.
+	sets    []linkSet
+	renamed map[string]string
+}
+
+// linkSet is a set of links that start with "/".
+type linkSet map[string]bool
+
+// newSet returns a set of links for one goroutine to pass to add.
+func (c *checker) newSet() linkSet {
+	set := linkSet{}
+	c.mu.Lock()
+	c.sets = append(c.sets, set)
+	c.mu.Unlock()
+	return set
+}
+
+// add adds u to the set if it starts with "/", and reports whether it did
+// (never, for a nil set).
+func (set linkSet) add(u []byte) bool {
+	if set == nil || !rooted(u) {
+		return false
+	}
+	if !set[string(u)] {
+		set[string(u)] = true
+	}
+	return true
+}
+
+func newChecker(base string) *checker {
+	return &checker{base: base, pages: map[string]*pageScan{}, renamed: map[string]string{}}
 }
 
 // pageScan is what one pass of the tokenizer learns about a page.
@@ -76,27 +139,84 @@ type pageScan struct {
 
 type ref struct{ tag, url string }
 
-func scanAll(s *Site) map[string]*pageScan {
-	out := make(map[string]*pageScan, len(s.Pages))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	work := make(chan string)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for name := range work {
-				sc := scanPage(name, s.Files[name])
-				mu.Lock()
-				out[name] = sc
-				mu.Unlock()
+// rooted reports whether a link starts with "/" (and not "//"): it then
+// resolves the same from every page.
+func rooted[S string | []byte](u S) bool {
+	return len(u) > 0 && u[0] == '/' && (len(u) == 1 || u[1] != '/')
+}
+
+// add scans the page name. It may be called from several goroutines, each
+// with its own set from newSet.
+func (c *checker) add(name string, data []byte, set linkSet) {
+	sc := scanPage(name, data, set)
+	c.mu.Lock()
+	c.pages[name] = sc
+	c.mu.Unlock()
+}
+
+// rename tells the checker that the links to old on the pages it scanned
+// were since changed to new (the search index's href, known only once
+// every page is built).
+func (c *checker) rename(old, new string) {
+	c.renamed[old] = new
+}
+
+// finish checks the links once every file is built: exists says whether
+// the site has a file, read returns a page again (only if a link is
+// broken, to report each place it is on).
+func (c *checker) finish(exists func(string) bool, read func(string) ([]byte, error)) (html, csp, links []string) {
+	names := slices.Sorted(maps.Keys(c.pages))
+	for _, name := range names {
+		sc := c.pages[name]
+		html = append(html, sc.html...)
+		csp = append(csp, sc.csp...)
+	}
+	origin, _ := url.Parse("http://site.invalid")
+	root := origin.ResolveReference(&url.URL{Path: c.base})
+	cache := map[string]string{}
+	broken := false
+	all := map[string]bool{}
+	for _, set := range c.sets {
+		for u := range set {
+			if n, ok := c.renamed[u]; ok {
+				u = n
 			}
-		})
+			all[u] = true
+		}
 	}
-	for _, name := range s.Pages {
-		work <- name
+	for u := range all {
+		msg := checkRef(exists, c.pages, root, origin, c.base, u)
+		cache[u] = msg
+		broken = broken || msg != ""
 	}
-	close(work)
-	wg.Wait()
-	return out
+	for _, name := range names {
+		pageURL := origin.ResolveReference(&url.URL{Path: c.base + strings.TrimSuffix(name, "index.html")})
+		for _, r := range c.pages[name].refs {
+			broken = broken || checkRef(exists, c.pages, pageURL, origin, c.base, r.url) != ""
+		}
+	}
+	if !broken {
+		return html, csp, nil
+	}
+	// Scan the pages again, for every place a broken link is on.
+	for _, name := range names {
+		data, err := read(name)
+		if err != nil {
+			links = append(links, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		pageURL := origin.ResolveReference(&url.URL{Path: c.base + strings.TrimSuffix(name, "index.html")})
+		for _, r := range scanPage(name, data, nil).refs {
+			msg, ok := cache[r.url]
+			if !ok {
+				msg = checkRef(exists, c.pages, pageURL, origin, c.base, r.url)
+			}
+			if msg != "" {
+				links = append(links, fmt.Sprintf("%s: <%s> %q: %s", name, r.tag, r.url, msg))
+			}
+		}
+	}
+	return html, csp, links
 }
 
 var voidElements = map[string]bool{
@@ -111,11 +231,24 @@ var resourceAttr = map[string]string{
 	"video": "src", "embed": "src", "track": "src", "link": "href", "object": "data",
 }
 
-func scanPage(name string, data []byte) *pageScan {
+// scanPage tokenizes a page. The links that start with "/" go into rooted
+// rather than the scan's refs, unless rooted is nil.
+func scanPage(name string, data []byte, rooted linkSet) *pageScan {
 	sc := &pageScan{name: name, ids: map[string]bool{}}
 	htmlErr := func(format string, args ...any) { sc.html = append(sc.html, name+": "+fmt.Sprintf(format, args...)) }
 	cspErr := func(format string, args ...any) { sc.csp = append(sc.csp, name+": "+fmt.Sprintf(format, args...)) }
 	z := html.NewTokenizer(bytes.NewReader(data))
+	// Tag and attribute names repeat: each is made a string once.
+	names := map[string]string{}
+	intern := func(b []byte) string {
+		s, ok := names[string(b)]
+		if !ok {
+			s = string(b)
+			names[s] = s
+		}
+		return s
+	}
+	attrs := map[string]string{}
 	var stack []string
 	count := map[string]int{}
 	var title strings.Builder
@@ -157,41 +290,46 @@ func scanPage(name string, data []byte) *pageScan {
 			}
 		case html.StartTagToken, html.SelfClosingTagToken:
 			tn, hasAttr := z.TagName()
-			tag := string(tn)
+			tag := intern(tn)
 			if tag == "title" && slices.Contains(stack, "svg") {
 				tag = "svg:title" // an SVG's accessible name, not the page's
 			}
 			count[tag]++
-			attrs := map[string]string{}
+			// Only the attributes read below are kept, and a value is made a
+			// string only when it is kept: a page is thousands of tags.
+			// (The tokenizer gives keys in lower case.)
+			clear(attrs)
 			for hasAttr {
 				var k, v []byte
 				k, v, hasAttr = z.TagAttr()
-				key := strings.ToLower(string(k))
-				val := string(v)
-				attrs[key] = val
-				switch {
-				case key == "id":
+				switch string(k) {
+				case "id":
+					val := string(v)
 					if sc.ids[val] {
 						htmlErr("duplicate id %q", val)
 					}
 					sc.ids[val] = true
-				case key == "style":
+				case "style":
 					cspErr("<%s> style attribute", tag)
-				case strings.HasPrefix(key, "on"):
-					cspErr("<%s> event-handler attribute %s", tag, key)
+				case "name", "content", "src", "href", "data":
+					attrs[intern(k)] = string(v)
+				default:
+					if bytes.HasPrefix(k, []byte("on")) {
+						cspErr("<%s> event-handler attribute %s", tag, k)
+					}
 				}
-				if key == "href" || key == "src" || key == "action" || key == "xlink:href" {
-					if strings.HasPrefix(strings.ToLower(strings.TrimSpace(val)), "javascript:") {
+				if key := string(k); key == "href" || key == "src" || key == "action" || key == "xlink:href" {
+					if t := bytes.TrimSpace(v); len(t) >= len("javascript:") && bytes.EqualFold(t[:len("javascript:")], []byte("javascript:")) {
 						cspErr("<%s> javascript: URL", tag)
-					} else if key != "xlink:href" {
-						sc.refs = append(sc.refs, ref{tag, val})
+					} else if key != "xlink:href" && !rooted.add(v) {
+						sc.refs = append(sc.refs, ref{tag, string(v)})
 					}
 				}
 			}
 			if tag == "a" && attrs["name"] != "" {
 				sc.ids[attrs["name"]] = true
 			}
-			if tag == "meta" && attrs["name"] == "accepted-search" {
+			if tag == "meta" && attrs["name"] == "accepted-search" && !rooted.add([]byte(attrs["content"])) {
 				sc.refs = append(sc.refs, ref{tag, attrs["content"]})
 			}
 			if tag == "style" {
@@ -212,7 +350,7 @@ func scanPage(name string, data []byte) *pageScan {
 			stack = append(stack, tag)
 		case html.EndTagToken:
 			tn, _ := z.TagName()
-			tag := string(tn)
+			tag := intern(tn)
 			if tag == "title" && slices.Contains(stack, "svg") {
 				tag = "svg:title"
 			}
@@ -228,36 +366,7 @@ func scanPage(name string, data []byte) *pageScan {
 	}
 }
 
-func checkLinks(s *Site, scans map[string]*pageScan, base string) []string {
-	origin, _ := url.Parse("http://site.invalid")
-	// Links that start with "/" resolve the same from every page (the
-	// sidebar and header repeat them on every page): check each once.
-	cache := map[string]string{}
-	var out []string
-	for _, name := range s.Pages {
-		sc := scans[name]
-		pageURL := origin.ResolveReference(&url.URL{Path: base + strings.TrimSuffix(name, "index.html")})
-		for _, r := range sc.refs {
-			msg, ok := "", false
-			rooted := strings.HasPrefix(r.url, "/") && !strings.HasPrefix(r.url, "//")
-			if rooted {
-				msg, ok = cache[r.url]
-			}
-			if !ok {
-				msg = checkRef(s, scans, pageURL, origin, base, r.url)
-				if rooted {
-					cache[r.url] = msg
-				}
-			}
-			if msg != "" {
-				out = append(out, fmt.Sprintf("%s: <%s> %q: %s", name, r.tag, r.url, msg))
-			}
-		}
-	}
-	return out
-}
-
-func checkRef(s *Site, scans map[string]*pageScan, pageURL, origin *url.URL, base, ref string) string {
+func checkRef(exists func(string) bool, scans map[string]*pageScan, pageURL, origin *url.URL, base, ref string) string {
 	u, err := url.Parse(strings.TrimSpace(ref))
 	if err != nil {
 		return err.Error()
@@ -276,7 +385,7 @@ func checkRef(s *Site, scans map[string]*pageScan, pageURL, origin *url.URL, bas
 	if file == "" || strings.HasSuffix(file, "/") {
 		file += "index.html"
 	}
-	if _, ok := s.Files[file]; !ok {
+	if !exists(file) {
 		return "no such file " + file
 	}
 	if abs.Fragment == "" {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -95,7 +96,10 @@ func (b *builder) contentPages() error {
 				continue
 			}
 			p.layout.Breadcrumbs = b.crumbs(label, name+"/")
-			p.layout.Sidebar = []components.Group{{Title: label, Links: withCurrent(sidebar, b.url(cp.Path))}}
+			// The section's pages share one sidebar; renderPage marks this
+			// page's link in a copy made only while the page renders.
+			p.layout.Sidebar = []components.Group{{Title: label, Links: sidebar}}
+			p.current = b.url(cp.Path)
 			if i > 0 && list[i-1].Path != name+"/" {
 				p.layout.Prev = &components.Link{Label: list[i-1].Title, Href: b.url(list[i-1].Path)}
 			}
@@ -199,11 +203,11 @@ func (b *builder) errorsPage() error {
 			p.layout.Scripts = append(p.layout.Scripts, b.tryItScript)
 		}
 	}
+	p.text = "Every error the sandbox returns is an RFC 9457 problem (application/problem+json). Problems returned in the response, and problems reported later in the job's status."
 	p.layout.Body = errorspage.Page(cat)
 	var imm, def []components.Link
 	for _, pr := range cat.Problems {
-		p.heads = append(p.heads, pr.Title, pr.Code)
-		p.text += " " + pr.Description + " " + pr.Action
+		p.sections = append(p.sections, section{title: pr.Title, anchor: pr.Code, aka: []string{pr.Code}, text: pr.Description + " " + pr.Action})
 		l := components.Link{Label: pr.Title, Href: "#" + pr.Code}
 		if pr.When == "deferred" {
 			def = append(def, l)
@@ -237,3 +241,85 @@ func readOptional(fsys fs.FS, name string) ([]byte, error) {
 func placeholder(msg string) templ.Component {
 	return components.List(nil, msg)
 }
+
+// specFiles are the OpenAPI documents in generated/ the site publishes for
+// download, in the order the footer lists them. A running sandbox serves the
+// same names at its root (/openapi.json, …); the site's copies make the links
+// work where the site is served alone.
+var specFiles = []struct{ name, note string }{
+	{"openapi.json", "OpenAPI 3.1, JSON"},
+	{"openapi.yaml", "OpenAPI 3.1, YAML"},
+	{"openapi-3.0.json", "OpenAPI 3.0, JSON"},
+}
+
+// downloads publishes the spec files and lists them, with the Spectral
+// ruleset, in the footer of every page.
+func (b *builder) downloads() error {
+	for _, f := range specFiles {
+		data, err := readOptional(b.cfg.Generated, f.name)
+		if err != nil {
+			return err
+		}
+		if data == nil {
+			continue
+		}
+		if _, ok := b.files[f.name]; !ok {
+			b.files[f.name] = data
+		}
+		b.site.Downloads = append(b.site.Downloads, components.Link{Label: f.name, Href: b.url(f.name), Note: f.note})
+	}
+	if _, ok := b.files[rulesetFile]; ok {
+		b.site.Downloads = append(b.site.Downloads, components.Link{Label: path.Base(rulesetFile), Href: b.url(rulesetFile), Note: "Spectral ruleset"})
+	}
+	return nil
+}
+
+// rulesetFile is the Spectral ruleset that rulesetFiles publishes.
+const rulesetFile = "rulesets/async-api.yaml"
+
+// lifecycleStates are the states the try-it panels' strip shows, in order.
+var lifecycleStates = []string{"queued", "processing", "succeeded", "failed", "canceled"}
+
+// linkLifecycle gives every try-it panel that follows a job, on a page
+// without the lifecycle diagram, a strip of the job's states (which
+// tryit.js lights up as the job moves) and a link to the guide that draws
+// the whole diagram. The diagram itself is drawn once, where it teaches.
+func (b *builder) linkLifecycle() error {
+	guide := ""
+	for _, p := range b.pages {
+		if p.lifecycle {
+			guide = b.url(p.path)
+			break
+		}
+	}
+	var strip strings.Builder
+	strip.WriteString("<figure class=\"lifecycle lifecycle-strip\">\n<ol aria-label=\"Job states\">")
+	for _, st := range lifecycleStates {
+		fmt.Fprintf(&strip, "<li data-state=\"%s\">%s</li>", st, st)
+	}
+	fmt.Fprintf(&strip, "</ol>\n<figcaption>The job's state lights up as it moves. <a href=\"%s\">The job lifecycle</a> draws every way between them.</figcaption>\n</figure>", guide)
+	fig := []byte(strip.String())
+	// renderPage held back the pages with a panel and without the diagram.
+	set := b.check.newSet()
+	for _, p := range b.pages {
+		page := p.held
+		if page == nil {
+			continue
+		}
+		p.held = nil
+		if guide != "" {
+			page = asyncPanel.ReplaceAllFunc(page, func(open []byte) []byte {
+				return append(append(append([]byte{}, open...), '\n'), fig...)
+			})
+		}
+		if err := b.emitPage(p.fileName(), page, set); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var (
+	lifecycleFigure = regexp.MustCompile(`<figure class="diagram lifecycle">`)
+	asyncPanel      = regexp.MustCompile(`<div class="try-it"[^>]* data-async[^>]*>`)
+)

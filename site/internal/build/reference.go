@@ -61,6 +61,7 @@ func (b *builder) referencePages() error {
 		toc               []components.Link
 		text              []string
 		tryIt             bool // holds a try-it panel
+		wide              bool // operations in two columns: prose, then samples
 	}
 	r := refpages.Renderer{
 		Markdown:  b.markdownComponent,
@@ -70,6 +71,15 @@ func (b *builder) referencePages() error {
 				return b.url(page) + "#" + anchor
 			}
 			return "#" + anchor
+		},
+		// The spec files and the ruleset, as the downloads step publishes
+		// them (after this one, before any page is rendered).
+		Downloads: func() []refpages.Download {
+			var out []refpages.Download
+			for _, l := range b.site.Downloads {
+				out = append(out, refpages.Download{Label: l.Label, Href: l.Href, Note: l.Note})
+			}
+			return out
 		},
 	}
 	pages := []refPage{{path: "reference/", title: doc.Title, desc: b.plain(doc.Description), body: r.Overview(doc)}}
@@ -87,7 +97,7 @@ func (b *builder) referencePages() error {
 			// that name (operations that manage webhooks, say) moves aside.
 			slug += "-operations"
 		}
-		rp := refPage{path: "reference/" + slug + "/", title: tag.Name, desc: b.plain(tag.Description), body: r.Operations(doc, tag)}
+		rp := refPage{path: "reference/" + slug + "/", title: tag.Name, desc: b.plain(tag.Description), body: r.Operations(doc, tag), wide: true}
 		for _, op := range tag.Operations {
 			addOp(op, rp.path)
 			rp.toc = append(rp.toc, components.Link{Label: op.Title(), Href: "#" + op.Anchor, Level: 2})
@@ -97,7 +107,7 @@ func (b *builder) referencePages() error {
 		pages = append(pages, rp)
 	}
 	if len(doc.Webhooks) > 0 {
-		rp := refPage{path: "reference/webhooks/", title: "Webhook events", desc: "The requests the API sends to your endpoints.", body: r.Webhooks(doc)}
+		rp := refPage{path: "reference/webhooks/", title: "Webhook events", desc: "The requests the API sends to your endpoints.", body: r.Webhooks(doc), wide: true}
 		for i := range doc.Webhooks {
 			op := &doc.Webhooks[i].Operation
 			addOp(op, rp.path)
@@ -128,6 +138,7 @@ func (b *builder) referencePages() error {
 		p := b.newPage(rp.path, label, rp.title, rp.desc)
 		p.layout.Body = rp.body
 		p.layout.OwnTitle = true // refpages bodies start with their own <h1>
+		p.layout.Wide = rp.wide
 		if rp.tryIt {
 			p.layout.Scripts = []string{b.tryItScript}
 		}

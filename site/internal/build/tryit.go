@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -132,43 +131,4 @@ func minifyJS(name string, src []byte) ([]byte, error) {
 		return nil, fmt.Errorf("minify %s: %s", name, strings.Join(msgs, "\n"))
 	}
 	return res.Code, nil
-}
-
-var (
-	lifecycleFigure = regexp.MustCompile(`(?s)<figure class="diagram lifecycle">.*?</figure>`)
-	asyncPanel      = regexp.MustCompile(`<div class="try-it"[^>]* data-async[^>]*>`)
-	figureID        = regexp.MustCompile(`\bfig_\d+_`)
-)
-
-// embedLifecycle copies the first lifecycle diagram of the guides (a goat
-// diagram whose job states are marked, see package markdown) into every
-// panel that follows a job on a page without a diagram of its own, so the
-// reference pages light up the state too. Each copy gets its own ids.
-func (b *builder) embedLifecycle() {
-	var fig []byte
-	for _, p := range b.pages {
-		if p.md == nil {
-			continue
-		}
-		if m := lifecycleFigure.Find(b.files[p.fileName()]); m != nil {
-			fig = m
-			break
-		}
-	}
-	if fig == nil {
-		return
-	}
-	for _, p := range b.pages {
-		name := p.fileName()
-		page := b.files[name]
-		if lifecycleFigure.Match(page) || !asyncPanel.Match(page) {
-			continue
-		}
-		k := 0
-		b.files[name] = asyncPanel.ReplaceAllFunc(page, func(open []byte) []byte {
-			k++
-			own := figureID.ReplaceAll(fig, fmt.Appendf(nil, "lifecycle_%d_", k))
-			return append(append(append([]byte{}, open...), '\n'), own...)
-		})
-	}
 }

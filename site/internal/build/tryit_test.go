@@ -96,24 +96,39 @@ func TestTryItScriptOnlyWherePanelsAre(t *testing.T) {
 	}
 }
 
-// A reference page has no diagram of its own: each panel that follows a job
-// gets a copy of the guides' lifecycle diagram, with its own ids, to light up.
+// The lifecycle diagram is drawn once, in the guide that teaches it. A
+// reference panel that follows a job holds a compact strip of the job's
+// states instead, which tryit.js lights up (data-state), with a link to
+// that guide; a guide with its own diagram gets no strip.
 func TestLifecycleDiagramInReferencePanels(t *testing.T) {
 	s := mustBuild(t, testConfig(t))
 	ref := string(s.Files["reference/reports/index.html"])
+	if strings.Contains(ref, `<figure class="diagram lifecycle">`) {
+		t.Error("the reference page repeats the full lifecycle diagram")
+	}
+	panel := regexp.MustCompile(`(?s)<div class="try-it" data-operation="create-report"[^>]*>(.*?)</div>`).FindStringSubmatch(ref)
+	if panel == nil {
+		t.Fatal("no create-report panel")
+	}
 	for _, want := range []string{
-		`<figure class="diagram lifecycle">`, `aria-labelledby="lifecycle_1_title lifecycle_1_desc"`,
-		`<title id="lifecycle_1_title">Job lifecycle</title>`, `data-state='processing'`,
+		`<figure class="lifecycle lifecycle-strip">`, `aria-label="Job states"`,
+		`<li data-state="queued">queued</li>`, `<li data-state="processing">processing</li>`,
+		`<li data-state="succeeded">succeeded</li>`, `<li data-state="failed">failed</li>`, `<li data-state="canceled">canceled</li>`,
+		`<a href="/guides/poll/">The job lifecycle</a>`,
 	} {
-		if !strings.Contains(ref, want) {
-			t.Errorf("reference page lacks %s", want)
+		if !strings.Contains(panel[1], want) {
+			t.Errorf("the create-report panel lacks %s:\n%s", want, panel[1])
 		}
 	}
-	i, j := strings.Index(ref, `<div class="try-it" data-operation="create-report"`), strings.Index(ref, `<figure class="diagram lifecycle">`)
-	if i < 0 || j < i {
-		t.Error("the diagram is not inside the create-report panel")
+	// Only panels that follow a job get one: GET /v1/jobs/{id} answers 200.
+	if p := regexp.MustCompile(`(?s)<div class="try-it" data-operation="get-job"[^>]*>(.*?)</div>`).FindStringSubmatch(string(s.Files["reference/jobs/index.html"])); p != nil && strings.Contains(p[1], "lifecycle-strip") {
+		t.Error("the get-job panel, which starts no job, has a strip")
 	}
-	if n := strings.Count(string(s.Files["guides/poll/index.html"]), `<figure class="diagram lifecycle">`); n != 1 {
+	guide := string(s.Files["guides/poll/index.html"])
+	if n := strings.Count(guide, `<figure class="diagram lifecycle">`); n != 1 {
 		t.Errorf("the guide, which has its own diagram, holds %d", n)
+	}
+	if strings.Contains(guide, "lifecycle-strip") {
+		t.Error("the guide, which has its own diagram, got a strip")
 	}
 }

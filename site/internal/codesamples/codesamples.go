@@ -35,6 +35,26 @@ func (s Sample) Lexer() string {
 // Param is a name with the example value the sample sends.
 type Param struct {
 	Name, Value string
+	// Fresh asks for a new random value each time the sample runs instead
+	// of Value: an Idempotency-Key, which replays the first job when sent
+	// again. curl takes it from FreshShell, JavaScript from
+	// crypto.randomUUID(), Python from uuid.uuid4(), Go from crypto/rand's
+	// Text().
+	Fresh bool
+}
+
+// FreshShell is the shell command substitution a curl sample uses for a
+// fresh key: 128 random bits as 32 hex digits. od, tr and /dev/urandom are
+// POSIX or near enough to be everywhere curl is (Linux with coreutils or
+// BusyBox, macOS, the BSDs, Git Bash), where uuidgen is missing from many
+// containers and /proc/sys/kernel/random/uuid exists only on Linux. The
+// sandbox takes any key of 1 to 255 characters.
+const FreshShell = "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')"
+
+// shellVar is the variable a curl sample keeps a fresh header value in:
+// Idempotency-Key → IDEMPOTENCY_KEY.
+func shellVar(header string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "_", " ", "_").Replace(header))
 }
 
 // Auth says how the request carries its credentials.
@@ -158,6 +178,12 @@ func curl(op Op, serverURL string) string {
 	if sep, name, ok := op.authQuery(serverURL); ok {
 		u = strings.TrimSuffix(u, `"`) + sep + name + "=$" + op.Auth.env() + `"`
 	}
+	for _, h := range op.Headers {
+		if h.Fresh {
+			fmt.Fprintf(&b, "# A new %s for each new request; send the same one again to retry safely.\n", h.Name)
+			fmt.Fprintf(&b, "%s=%s\n", shellVar(h.Name), FreshShell)
+		}
+	}
 	b.WriteString("curl -i")
 	if m := op.method(); m != "GET" {
 		b.WriteString(" -X " + m)
@@ -167,6 +193,10 @@ func curl(op Op, serverURL string) string {
 		fmt.Fprintf(&b, " \\\n  -H \"%s: %s$%s\"", shellEscapeDouble(h), shellEscapeDouble(op.authPrefix()), op.Auth.env())
 	}
 	for _, h := range op.Headers {
+		if h.Fresh {
+			fmt.Fprintf(&b, " \\\n  -H \"%s: $%s\"", shellEscapeDouble(h.Name), shellVar(h.Name))
+			continue
+		}
 		fmt.Fprintf(&b, " \\\n  -H %s", shellQuoteDouble(h.Name+": "+h.Value))
 	}
 	if op.Body != "" {

@@ -36,7 +36,11 @@ func javascript(op Op, serverURL string) string {
 		headers = append(headers, kv{jsString(h), "`" + strings.NewReplacer("`", "\\`", "${", "\\${").Replace(op.authPrefix()) + "${process.env." + op.Auth.env() + "}`"})
 	}
 	for _, h := range op.Headers {
-		headers = append(headers, kv{jsString(h.Name), jsString(h.Value)})
+		v := jsString(h.Value)
+		if h.Fresh {
+			v = "crypto.randomUUID()" // a new key each run
+		}
+		headers = append(headers, kv{jsString(h.Name), v})
 	}
 	if op.Body != "" {
 		ct := op.ContentType
@@ -94,6 +98,9 @@ func python(op Op, serverURL string) string {
 		imports = append(imports, "urllib.parse")
 	}
 	imports = append(imports, "urllib.request")
+	if op.hasFresh() {
+		imports = append(imports, "uuid")
+	}
 	for _, i := range imports {
 		b.WriteString("import " + i + "\n")
 	}
@@ -116,7 +123,11 @@ func python(op Op, serverURL string) string {
 		headers = append(headers, [2]string{jsString(h), jsString(op.authPrefix()) + " + os.environ[" + jsString(op.Auth.env()) + "]"})
 	}
 	for _, h := range op.Headers {
-		headers = append(headers, [2]string{jsString(h.Name), jsString(h.Value)})
+		v := jsString(h.Value)
+		if h.Fresh {
+			v = "str(uuid.uuid4())" // a new key each run
+		}
+		headers = append(headers, [2]string{jsString(h.Name), v})
 	}
 	if body != "" {
 		ct := op.ContentType
@@ -146,6 +157,16 @@ func python(op Op, serverURL string) string {
 	return b.String()
 }
 
+// hasFresh reports whether a header takes a new random value each run.
+func (op Op) hasFresh() bool {
+	for _, h := range op.Headers {
+		if h.Fresh {
+			return true
+		}
+	}
+	return false
+}
+
 func goString(s string) string {
 	if !strings.Contains(s, "`") && !strings.Contains(s, "\r") && strings.Contains(s, "\n") {
 		return "`" + s + "`"
@@ -162,6 +183,9 @@ var goMethods = map[string]string{
 func golang(op Op, serverURL string) string {
 	var b strings.Builder
 	imports := []string{"fmt", "io", "log", "net/http"}
+	if op.hasFresh() {
+		imports = append([]string{"crypto/rand"}, imports...)
+	}
 	_, _, authQuery := op.authQuery(serverURL)
 	if authQuery {
 		imports = append(imports, "net/url")
@@ -196,6 +220,11 @@ func golang(op Op, serverURL string) string {
 		fmt.Fprintf(&b, "\treq.Header.Set(%s, %s+os.Getenv(%s))\n", strconv.Quote(h), strconv.Quote(op.authPrefix()), strconv.Quote(op.Auth.env()))
 	}
 	for _, h := range op.Headers {
+		if h.Fresh {
+			fmt.Fprintf(&b, "\t// A new %s for each new request (rand.Text: Go 1.24 or later).\n", h.Name)
+			fmt.Fprintf(&b, "\treq.Header.Set(%s, rand.Text())\n", strconv.Quote(h.Name))
+			continue
+		}
 		fmt.Fprintf(&b, "\treq.Header.Set(%s, %s)\n", strconv.Quote(h.Name), strconv.Quote(h.Value))
 	}
 	if op.Body != "" {

@@ -25,6 +25,17 @@ type Meta struct {
 	Section     string `yaml:"section"`
 	Order       int    `yaml:"order"`
 	Slug        string `yaml:"slug"`
+	// Actions are call-to-action buttons under the page's lead, the first
+	// one the primary: the home page's "Start here".
+	Actions []Action `yaml:"actions"`
+}
+
+// Action is a call-to-action link. Href is written like a link in the
+// page's Markdown: another page's source ("guides/start-here.md"), a site
+// path ("/reference/reports/#create-report") or a URL.
+type Action struct {
+	Label string `yaml:"label"`
+	Href  string `yaml:"href"`
 }
 
 // Page is one Markdown file.
@@ -105,6 +116,11 @@ func Parse(name string, data []byte) (*Page, error) {
 	}
 	if strings.TrimSpace(m.Title) == "" {
 		return nil, fmt.Errorf("%s: front matter: title is required", name)
+	}
+	for i, a := range m.Actions {
+		if strings.TrimSpace(a.Label) == "" || strings.TrimSpace(a.Href) == "" {
+			return nil, fmt.Errorf("%s: front matter: actions[%d] needs a label and an href", name, i)
+		}
 	}
 	p := &Page{Meta: m, File: name, Source: src}
 	dir, file := path.Split(name)

@@ -78,11 +78,20 @@ type Heading struct {
 	Text  string
 }
 
+// Section is the prose under one h2 or h3, up to the next h2 or h3, as
+// plain text: what the search index finds a heading by.
+type Section struct {
+	Heading
+	Body string
+}
+
 // Result is a rendered page.
 type Result struct {
 	HTML     string
 	Headings []Heading // h2 and h3, in order
 	Text     string    // plain text of the prose, for the search index
+	Intro    string    // plain text before the first h2 or h3
+	Sections []Section // one per entry of Headings, in order
 	TryIt    bool      // the page holds a try-it panel, so it needs the try-it script
 }
 
@@ -128,7 +137,23 @@ func (m *Markdown) Render(file string, src []byte, opts Options) (*Result, error
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	res := &Result{HTML: buf.String(), TryIt: st.tryits > 0}
-	var txt strings.Builder
+	var txt, part strings.Builder
+	cur := -1 // the section being read; -1 before the first h2 or h3
+	endPart := func() {
+		t := strings.Join(strings.Fields(part.String()), " ")
+		if cur < 0 {
+			res.Intro = t
+		} else {
+			res.Sections[cur].Body = t
+		}
+		part.Reset()
+	}
+	write := func(b []byte) {
+		txt.Write(b)
+		txt.WriteByte(' ')
+		part.Write(b)
+		part.WriteByte(' ')
+	}
 	_ = ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
 		if !entering {
 			return ast.WalkContinue, nil
@@ -139,21 +164,26 @@ func (m *Markdown) Render(file string, src []byte, opts Options) (*Result, error
 			ids, _ := id.([]byte)
 			t := plainText(n, src)
 			if n.Level == 2 || n.Level == 3 {
-				res.Headings = append(res.Headings, Heading{Level: n.Level, ID: string(ids), Text: t})
+				h := Heading{Level: n.Level, ID: string(ids), Text: t}
+				res.Headings = append(res.Headings, h)
+				endPart()
+				res.Sections = append(res.Sections, Section{Heading: h})
+				cur = len(res.Sections) - 1
+				txt.WriteString(t + " ")
+			} else {
+				write([]byte(t))
 			}
-			txt.WriteString(t + " ")
 			return ast.WalkSkipChildren, nil
 		case *CodeBlock, *Diagram, *TryItBlock, *ast.FencedCodeBlock, *ast.CodeBlock:
 			return ast.WalkSkipChildren, nil
 		case *ast.Text:
-			txt.Write(n.Value(src))
-			txt.WriteByte(' ')
+			write(n.Value(src))
 		case *ast.String:
-			txt.Write(n.Value)
-			txt.WriteByte(' ')
+			write(n.Value)
 		}
 		return ast.WalkContinue, nil
 	})
+	endPart()
 	res.Text = strings.Join(strings.Fields(txt.String()), " ")
 	return res, nil
 }

@@ -86,7 +86,9 @@ func TestIncludeAndTabs(t *testing.T) {
 	if strings.Count(h, `class="tabs"`) != 1 || strings.Count(h, `class="tab-panel"`) != 2 {
 		t.Fatalf("want one group of two tabs:\n%s", h)
 	}
-	for _, want := range []string{`data-tab="Go"`, `data-tab="Python"`, `id="tabs_1_1"`, `id="tabs_1_2"`, "examples/go/poll/main.go"} {
+	for _, want := range []string{`data-tab="Go"`, `data-tab="Python"`, `id="tabs_1_1"`, `id="tabs_1_2"`, "examples/go/poll/main.go",
+		`data-tabs="lang"`, `<div class="tab-list" role="tablist">`,
+		`<button type="button" role="tab" id="tabs_1_2_tab" aria-controls="tabs_1_2" aria-selected="false" tabindex="-1" data-tab="Python">Python</button>`} {
 		if !strings.Contains(h, want) {
 			t.Errorf("missing %s in\n%s", want, h)
 		}

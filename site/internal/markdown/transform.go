@@ -11,6 +11,7 @@ import (
 
 	"github.com/bep/goat"
 	"github.com/yuin/goldmark/ast"
+	east "github.com/yuin/goldmark/extension/ast"
 	"github.com/yuin/goldmark/parser"
 	"github.com/yuin/goldmark/renderer/html"
 	"github.com/yuin/goldmark/text"
@@ -38,6 +39,13 @@ type Diagram struct {
 	ID, Title, Desc, SVG string
 }
 
+// TableWrap holds a table in a box that scrolls sideways when the table is
+// wider than the page; Label names the box for assistive technology.
+type TableWrap struct {
+	ast.BaseBlock
+	Label string
+}
+
 // TryItBlock is a try-it panel placeholder, rendered by Config.TryIt.
 type TryItBlock struct {
 	ast.BaseBlock
@@ -54,6 +62,7 @@ var (
 	KindTabGroup  = ast.NewNodeKind("AcceptedTabGroup")
 	KindDiagram   = ast.NewNodeKind("AcceptedDiagram")
 	KindTryIt     = ast.NewNodeKind("AcceptedTryIt")
+	KindTableWrap = ast.NewNodeKind("AcceptedTableWrap")
 )
 
 func (n *CodeBlock) Kind() ast.NodeKind         { return KindCodeBlock }
@@ -62,6 +71,8 @@ func (n *TabGroup) Kind() ast.NodeKind          { return KindTabGroup }
 func (n *TabGroup) Dump(src []byte, level int)  { ast.DumpHelper(n, src, level, nil, nil) }
 func (n *Diagram) Kind() ast.NodeKind           { return KindDiagram }
 func (n *Diagram) Dump(src []byte, level int)   { ast.DumpHelper(n, src, level, nil, nil) }
+func (n *TableWrap) Kind() ast.NodeKind         { return KindTableWrap }
+func (n *TableWrap) Dump(src []byte, level int) { ast.DumpHelper(n, src, level, nil, nil) }
 func (n *TryItBlock) Kind() ast.NodeKind        { return KindTryIt }
 func (n *TryItBlock) Dump(src []byte, level int) {
 	ast.DumpHelper(n, src, level, nil, nil)
@@ -78,6 +89,7 @@ func (t *transformer) Transform(doc *ast.Document, reader text.Reader, pc parser
 	var fences []*ast.FencedCodeBlock
 	var quotes []*ast.Blockquote
 	var links []ast.Node
+	var tables []*east.Table
 	_ = ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
 		if !entering {
 			return ast.WalkContinue, nil
@@ -89,6 +101,8 @@ func (t *transformer) Transform(doc *ast.Document, reader text.Reader, pc parser
 			quotes = append(quotes, n)
 		case *ast.Link, *ast.AutoLink, *ast.Image:
 			links = append(links, n)
+		case *east.Table:
+			tables = append(tables, n)
 		}
 		return ast.WalkContinue, nil
 	})
@@ -97,6 +111,9 @@ func (t *transformer) Transform(doc *ast.Document, reader text.Reader, pc parser
 	}
 	for _, l := range links {
 		t.link(l, src, st)
+	}
+	for _, tb := range tables {
+		wrapTable(tb, src)
 	}
 	var blocks []*CodeBlock
 	for _, f := range fences {
@@ -205,6 +222,27 @@ func (t *transformer) fence(f *ast.FencedCodeBlock, src []byte, st *docState) *C
 	}
 	parent.ReplaceChild(parent, f, cb)
 	return cb
+}
+
+// wrapTable puts a table in a TableWrap named after its column headings
+// ("Table: Status, What it means, Who moves it on").
+func wrapTable(tb *east.Table, src []byte) {
+	var cols []string
+	if head, ok := tb.FirstChild().(*east.TableHeader); ok {
+		for c := head.FirstChild(); c != nil; c = c.NextSibling() {
+			if t := plainText(c, src); t != "" {
+				cols = append(cols, t)
+			}
+		}
+	}
+	label := "Table"
+	if len(cols) > 0 {
+		label += ": " + strings.Join(cols, ", ")
+	}
+	parent := tb.Parent()
+	wrap := &TableWrap{Label: label}
+	parent.ReplaceChild(parent, tb, wrap)
+	wrap.AppendChild(wrap, tb)
 }
 
 var calloutRE = regexp.MustCompile(`^\[!([A-Za-z]+)\]\s*$`)

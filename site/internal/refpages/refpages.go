@@ -15,11 +15,14 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/a-h/templ"
 
 	"github.com/accepted-dev/accepted/site/internal/apiref"
+	"github.com/accepted-dev/accepted/site/internal/codesamples"
+	"github.com/accepted-dev/accepted/site/internal/components"
 )
 
 // CSS styles the classes this package emits; the generator appends it to
@@ -43,6 +46,22 @@ type Renderer struct {
 	// security scheme) into a link, for anchors that live on another page:
 	// "/reference/jobs/#get-job". Default: "#" + anchor.
 	Href func(anchor string) string
+	// Downloads lists the files the "Download spec" menu of every page
+	// offers (the OpenAPI documents, a ruleset). It is called while
+	// rendering, so a generator may fill the list after building the
+	// components. Nil or empty: no menu.
+	Downloads func() []Download
+}
+
+// Download is a file to fetch: its name, URL and what it is ("OpenAPI
+// 3.1, JSON").
+type Download struct{ Label, Href, Note string }
+
+func downloadsOf(ctx context.Context) []Download {
+	if d := from(ctx).Downloads; d != nil {
+		return d()
+	}
+	return nil
 }
 
 type ctxKey struct{}
@@ -234,6 +253,79 @@ func opsOf(tag *apiref.Tag, doc *apiref.Doc) []*apiref.Tag {
 	out := make([]*apiref.Tag, len(doc.Tags))
 	for i := range doc.Tags {
 		out[i] = &doc.Tags[i]
+	}
+	return out
+}
+
+// maxOpenProps is how many properties a schema shows at once; a longer
+// list folds behind a summary, so one 202 does not unroll a whole screen.
+const maxOpenProps = 8
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// hasAside reports whether an operation has a second column: samples,
+// examples or a try-it panel.
+func hasAside(op *apiref.Operation) bool {
+	return len(op.Samples) > 0 || len(op.Follow) > 0 || len(examplesOf(op)) > 0
+}
+
+// asideExample is an example of a request or response body, for the
+// second column: Tab is its short label ("202", "Body"), Caption says all.
+type asideExample struct {
+	Tab, Caption, MediaType string
+	Example                 apiref.Example
+}
+
+// examplesOf lists the body's examples, then each response's, in order.
+func examplesOf(op *apiref.Operation) []asideExample {
+	var out []asideExample
+	if op.Body != nil {
+		n := 0
+		for _, mt := range op.Body.Content {
+			n += len(mt.Examples)
+		}
+		for _, mt := range op.Body.Content {
+			for _, e := range mt.Examples {
+				tab := "Body"
+				if n > 1 && e.Name != "" {
+					tab += ": " + e.Name
+				}
+				out = append(out, asideExample{Tab: tab, Caption: "Request body · " + exampleCaption(e), MediaType: mt.Type, Example: e})
+			}
+		}
+	}
+	for _, r := range op.Responses {
+		n := 0
+		for _, mt := range r.Content {
+			n += len(mt.Examples)
+		}
+		for _, mt := range r.Content {
+			for _, e := range mt.Examples {
+				tab := r.Status
+				if n > 1 && e.Name != "" {
+					tab += ": " + e.Name
+				}
+				out = append(out, asideExample{Tab: tab, Caption: statusLine(r.Status) + " · " + exampleCaption(e), MediaType: mt.Type, Example: e})
+			}
+		}
+	}
+	return out
+}
+
+// sampleTabList is the tab list of sampleTabs: one tab a language.
+func sampleTabList(prefix string, samples []codesamples.Sample) []components.Tab {
+	out := make([]components.Tab, len(samples))
+	for i, s := range samples {
+		out[i] = components.Tab{Panel: prefix + "-" + s.Lang, Label: s.Label}
+	}
+	return out
+}
+
+// exampleTabs is the tab list of an operation's examples.
+func exampleTabs(anchor string, ex []asideExample) []components.Tab {
+	out := make([]components.Tab, len(ex))
+	for i, e := range ex {
+		out[i] = components.Tab{Panel: anchor + "-example-" + itoa(i), Label: e.Tab}
 	}
 	return out
 }

@@ -233,9 +233,14 @@ func TestOperationEssentials(t *testing.T) {
 		`<details class="ref-node">`, `<summary>`, "Location", "Retry-After", `class="ref-follow"`,
 		`data-lang="curl"`, `data-lang="javascript"`, `data-lang="python"`, `data-lang="go"`, `data-tabs`,
 		`<div class="try-it" data-operation="create-report" data-method="POST" data-path="/v1/reports" data-auth="bearer" data-examples=`,
-		`<pre class="ref-try-it-curl"><code>curl`,
+		`<pre class="ref-try-it-curl" tabindex="0" role="group" aria-label="The request as a curl command"><code>`, `data-flow="{`,
+		`<div class="ref-op-grid ref-op-grid-2">`, `<div class="ref-op-main">`, `<div class="ref-op-aside" role="group" tabindex="0" aria-label="Samples and examples: `,
+		`Follow the job`, `<div class="tab-panel ref-sample" id="create-report-follow-curl"`,
 		`curl -i -X POST`, `Authorization: Bearer $ACCEPTED_KEY`,
 		`<span class="ref-status">202</span> Accepted`, "application/problem+json", `<th scope="col">`,
+		// Tab lists and copy buttons are in the HTML, so nothing moves when site.js runs.
+		`<div class="tab-list" role="tablist" aria-label="Language"><button type="button" role="tab" id="create-report-sample-curl_tab" aria-controls="create-report-sample-curl" aria-selected="true" tabindex="0" data-tab="curl">curl</button>`,
+		`<div class="tab-panel ref-sample" id="create-report-sample-curl" data-tab="curl" data-lang="curl"><p class="tab-label">curl</p><div class="copy-over" data-copy-scope><button type="button" class="copy" data-copy>`,
 	} {
 		if !strings.Contains(out, html.EscapeString(want)) && !strings.Contains(out, want) {
 			t.Errorf("missing %s", want)
@@ -259,6 +264,66 @@ func TestOperationEssentials(t *testing.T) {
 	models := mustRender(t, context.Background(), Models(doc))
 	if !strings.Contains(models, "Recursive: see") {
 		t.Error("models page does not mark the recursive Category")
+	}
+}
+
+// axe: only the operation is a landmark (a region named by its title), so
+// no two "Parameters" or "Responses" share a name; tab panels are divs,
+// which may take role="tabpanel" (a figure may not).
+func TestLandmarksAndRoles(t *testing.T) {
+	for _, spec := range []string{"async.json", "pets.yaml"} {
+		doc := mustDoc(t, spec)
+		for name, page := range pages(t, context.Background(), doc) {
+			if strings.Contains(page, `<figure class="tab-panel`) {
+				t.Errorf("%s %s: a tab panel is a figure", spec, name)
+			}
+			for _, m := range regexp.MustCompile(`<section[^>]*>`).FindAllString(page, -1) {
+				if !strings.Contains(m, `class="ref-op `) && !strings.Contains(m, `class="ref-tag"`) && !strings.Contains(m, `class="ref-model"`) &&
+					!strings.Contains(m, "ref-index") && !strings.Contains(m, "ref-servers") && !strings.Contains(m, "ref-auth") && !strings.Contains(m, "ref-scheme") {
+					t.Errorf("%s %s: unexpected landmark %s", spec, name, m)
+				}
+			}
+		}
+	}
+}
+
+// The reference pages link the spec downloads the generator passes in.
+func TestDownloadMenu(t *testing.T) {
+	doc := mustDoc(t, "async.json")
+	r := Renderer{Downloads: func() []Download {
+		return []Download{{Label: "openapi.json", Href: "/openapi.json", Note: "OpenAPI 3.1, JSON"}, {Label: "async-api.yaml", Href: "/rulesets/async-api.yaml"}}
+	}}
+	ctx := WithRenderer(context.Background(), r)
+	for name, page := range pages(t, ctx, doc) {
+		if name == "all" {
+			continue
+		}
+		for _, want := range []string{`<details class="ref-downloads"><summary>Download spec</summary>`, `<a href="/openapi.json" download>openapi.json</a>`, `href="/rulesets/async-api.yaml"`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("%s lacks %s", name, want)
+			}
+		}
+	}
+	if page := mustRender(t, context.Background(), Overview(doc)); strings.Contains(page, "ref-downloads") {
+		t.Error("a menu without downloads")
+	}
+}
+
+// A schema with many properties folds them behind a summary.
+func TestLongPropertyListsFold(t *testing.T) {
+	s := &apiref.Schema{Types: []string{"object"}, Ref: "Big", RefAnchor: "model-big"}
+	for i := range maxOpenProps + 1 {
+		s.Properties = append(s.Properties, &apiref.Schema{Name: fmt.Sprintf("p%d", i), Types: []string{"string"}})
+	}
+	out := mustRender(t, context.Background(), members(s))
+	for _, want := range []string{`<details class="ref-many"><summary>Show all 9 properties</summary>`, `The whole model: <a class="ref-model-link" href="#model-big">Big</a>`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %s in\n%s", want, out)
+		}
+	}
+	s.Properties = s.Properties[:maxOpenProps]
+	if out := mustRender(t, context.Background(), members(s)); strings.Contains(out, "ref-many") {
+		t.Error("a short list folds")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/accepted-dev/accepted/site/internal/apiref"
+	"github.com/accepted-dev/accepted/site/internal/codesamples"
 )
 
 // TryIt is one try-it placeholder: the operation, and for a guide's panel
@@ -60,6 +61,22 @@ func tryExamples(op *apiref.Operation) string {
 		return string(b)
 	}
 	return ""
+}
+
+// tryFlow is the whole client of an operation that answers 202, in each
+// language, as a JSON object by language with codesamples.Token
+// placeholders, for "Copy as" to fill in with the request it sent.
+func tryFlow(op *apiref.Operation) string {
+	fs := codesamples.FollowTemplates(op.Request)
+	if len(fs) == 0 {
+		return ""
+	}
+	m := map[string]string{}
+	for _, f := range fs {
+		m[f.Lang] = f.Code
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
 }
 
 // tryParams are the path parameters as a JSON array of [name, example].
