@@ -334,7 +334,7 @@ func TestSearch(t *testing.T) {
 	}
 	tb.do(t, chromedp.KeyEvent(kb.Enter))
 	waitEval(t, tb, `location.href === `+jsString(first), "Enter to open "+first)
-	waitEval(t, tb, `(() => { const r = document.getElementById(decodeURIComponent(location.hash.slice(1))).getBoundingClientRect(); return r.top >= 0 && r.top < innerHeight / 2; })()`, first+" to show its heading at the top")
+	waitEval(t, tb, `(() => { const e = document.getElementById(decodeURIComponent(location.hash.slice(1))); if (!e) return false; const r = e.getBoundingClientRect(); return r.top >= 0 && r.top < innerHeight / 2; })()`, first+" to show its heading at the top")
 }
 
 // TestCopyButton copies a code block with the keyboard and hears "Copied".

@@ -128,6 +128,11 @@ func (h *hub) run(ctx context.Context, notes <-chan string) {
 			}
 			h.mu.Unlock()
 			for _, id := range ids {
+				// A missed notification may have been the inbox's deletion.
+				if h.gone(ctx, id) {
+					h.drop(id)
+					continue
+				}
 				h.refresh(ctx, id)
 			}
 			continue
@@ -188,6 +193,16 @@ func (h *hub) refresh(ctx context.Context, id string) {
 			x.offer(d)
 		}
 	}
+}
+
+// gone reports whether inbox id no longer exists (an error reading it is
+// not taken for a deletion).
+func (h *hub) gone(ctx context.Context, id string) bool {
+	var n int
+	if err := h.s.cfg.DB.Read().QueryRow(ctx, `SELECT COUNT(*) FROM inboxes WHERE id = ?`, id).Scan(&n); err != nil {
+		return false
+	}
+	return n == 0
 }
 
 // drop ends the subscriptions of a dropped inbox.

@@ -211,8 +211,8 @@ var errChannelAdded = errors.New("a channel to listen to was added")
 func (db *DB) listen(ctx context.Context) {
 	defer close(db.done)
 	backoff := 100 * time.Millisecond
-	for first := true; ctx.Err() == nil; first = false {
-		err := db.listenOnce(ctx, first)
+	for ctx.Err() == nil {
+		err := db.listenOnce(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -229,7 +229,7 @@ func (db *DB) listen(ctx context.Context) {
 	}
 }
 
-func (db *DB) listenOnce(ctx context.Context, first bool) error {
+func (db *DB) listenOnce(ctx context.Context) error {
 	// Drain a wake-up that the LISTENs below will cover.
 	select {
 	case <-db.wake:
@@ -248,9 +248,10 @@ func (db *DB) listenOnce(ctx context.Context, first bool) error {
 			return err
 		}
 	}
-	if !first {
-		db.broker.PublishAll() // what was sent while nobody listened is unknown
-	}
+	// What was sent while nobody listened is unknown: before a reconnection,
+	// and on the first connection too, since Listen answers before its
+	// LISTEN runs here.
+	db.broker.PublishAll()
 	// A wait is cut short when a channel is added; pgx may close the
 	// connection then, so the loop above starts a fresh one.
 	wctx, cancel := context.WithCancel(ctx)
