@@ -35,20 +35,24 @@ import (
 // removes binDir).
 var (
 	binDir     string
-	sandboxBin = sync.OnceValues(func() (string, error) {
-		root, err := filepath.Abs("../../..")
-		if err != nil {
-			return "", err
-		}
-		out := filepath.Join(binDir, "sandbox")
-		cmd := exec.Command("go", "build", "-o", out, "./sandbox")
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build ./sandbox: %v\n%s", err, b)
-		}
-		return out, nil
-	})
+	sandboxBin = sync.OnceValues(func() (string, error) { return buildBin("./sandbox", "sandbox") })
 )
+
+// buildBin builds the package pkg (a path from the module root) into
+// binDir/name.
+func buildBin(pkg, name string) (string, error) {
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(binDir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out, nil
+}
 
 // replica is one `sandbox serve` process.
 type replica struct {
@@ -59,7 +63,7 @@ type replica struct {
 }
 
 // freePort answers a loopback port nobody listens on now.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

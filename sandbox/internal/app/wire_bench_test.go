@@ -202,30 +202,9 @@ func wireRSS(tb testing.TB, pid int) (rss, peak int64) {
 	return rss, peak
 }
 
-// wirePort answers a loopback port nobody listens on now.
-func wirePort(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // wireBareBin builds testdata/wirebare once per test binary, beside the sandbox binary.
 var wireBareBin = sync.OnceValues(func() (string, error) {
-	root, err := filepath.Abs("../../..")
-	if err != nil {
-		return "", err
-	}
-	out := filepath.Join(binDir, "wirebare")
-	cmd := exec.Command("go", "build", "-o", out, "./sandbox/internal/app/testdata/wirebare")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./sandbox/internal/app/testdata/wirebare: %v\n%s", err, b)
-	}
-	return out, nil
+	return buildBin("./sandbox/internal/app/testdata/wirebare", "wirebare")
 })
 
 // wireRelaxFlags answers the serve flags that turn the rate limits off when the binary has
@@ -280,7 +259,7 @@ func wireServe(tb testing.TB, name, database string, extra ...string) *wireSandb
 	if err != nil {
 		tb.Fatal(err)
 	}
-	port := wirePort(tb)
+	port := freePort(tb)
 	u := "http://127.0.0.1:" + strconv.Itoa(port)
 	base := []string{"serve", "-addr", "127.0.0.1:" + strconv.Itoa(port), "-public-url", u, "-database", database}
 	base = append(base, relax...)
@@ -533,7 +512,7 @@ func wireBare(tb testing.TB, status int, header http.Header, body []byte) string
 	if err := os.WriteFile(file, raw, 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(wirePort(tb))
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(tb))
 	p := wireStart(tb, "bare", filepath.Join(dir, "bare.log"), bin, "-addr", addr, "-answer", file)
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -22,7 +22,6 @@ import (
 	"github.com/accepted-dev/accepted/sandbox/internal/imports"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/outbox"
-	"github.com/accepted-dev/accepted/sandbox/internal/pgtest"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
 	"github.com/accepted-dev/accepted/sandbox/internal/safedial"
 	"github.com/accepted-dev/accepted/sandbox/internal/simulate"
@@ -30,7 +29,7 @@ import (
 	"github.com/accepted-dev/accepted/sandbox/internal/webhooks"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

@@ -1,15 +1,18 @@
 // Package dbtest runs a test suite on every database backend the sandbox
 // has (SQLite, and PostgreSQL through pgtest), so each store is checked by
 // one suite against every adapter, in the style of testing/fstest. A
-// package that uses it needs pgtest's TestMain:
+// package that uses it needs its TestMain:
 //
-//	func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+//	func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
 package dbtest
 
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -54,6 +57,9 @@ func Backends() []Backend {
 			Name: "sqlite",
 			Database: func(t testing.TB) func(testing.TB, *slog.Logger) sqldb.DB {
 				path := filepath.Join(t.TempDir(), "sandbox.db")
+				if err := copyTemplate(path); err != nil {
+					t.Fatal(err)
+				}
 				return func(t testing.TB, log *slog.Logger) sqldb.DB {
 					t.Helper()
 					return migrated(t, func(ctx context.Context) (sqldb.DB, error) { return sqlite.Open(ctx, path, log, time.Now) })
@@ -89,6 +95,64 @@ func Each(t *testing.T, f func(t *testing.T, b Backend)) {
 func EachDB(t *testing.T, f func(t *testing.T, db sqldb.DB)) {
 	t.Helper()
 	Each(t, func(t *testing.T, b Backend) { f(t, b.Open(t, Logger(t))) })
+}
+
+// Main runs a package's tests: it migrates a SQLite template that every
+// SQLite database of the tests starts as a copy of (the migrations, run
+// through a C library translated to Go, cost most of a small test's CPU
+// time under -race), and runs pgtest.Main. It answers the exit code.
+func Main(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "dbtest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	if template, err = newTemplate(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	return pgtest.Main(m)
+}
+
+// template is the migrated SQLite database Main made; "" outside Main,
+// where each database migrates itself.
+var template string
+
+func newTemplate(dir string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	path := filepath.Join(dir, "template.db")
+	db, err := sqlite.Open(ctx, path, nil, time.Now)
+	if err != nil {
+		return "", err
+	}
+	_, err = db.Migrate(ctx, true)
+	if err := errors.Join(err, db.Close()); err != nil {
+		return "", fmt.Errorf("migrating the SQLite template: %w", err)
+	}
+	return path, nil
+}
+
+// copyTemplate copies the template to path (with its write-ahead log, if
+// closing it left one); without a template it does nothing.
+func copyTemplate(path string) error {
+	if template == "" {
+		return nil
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(template + suffix)
+		if errors.Is(err, os.ErrNotExist) && suffix != "" {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(path+suffix, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // closeOnce is a database whose Close may be called early by a test and

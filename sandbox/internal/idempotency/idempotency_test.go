@@ -15,11 +15,10 @@ import (
 
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/dbtest"
-	"github.com/accepted-dev/accepted/sandbox/internal/pgtest"
 	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
 
 // newFakeClock is the sandbox's fake clock at a fixed start.
 func newFakeClock() *clock.Fake { return clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }

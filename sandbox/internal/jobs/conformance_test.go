@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accepted-dev/accepted/sandbox/internal/dbtest"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 )
 
@@ -47,8 +48,8 @@ func TestConformance(t *testing.T) {
 }
 
 // each makes a test of one backend a test of every backend.
-func each(f func(t *testing.T, b backend)) func(t *testing.T) {
-	return func(t *testing.T) { forEachBackend(t, f) }
+func each(f func(t *testing.T, b dbtest.Backend)) func(t *testing.T) {
+	return func(t *testing.T) { dbtest.Each(t, f) }
 }
 
 func rank(s jobs.Status) int {
@@ -115,7 +116,7 @@ func testForwardOnly(t *testing.T) {
 // some of them at random moments, and checks what a watcher of each saw:
 // forward-only statuses, rising versions and percentages, terminal states
 // that never change, and the ending each plan asked for.
-func testManyJobs(t *testing.T, b backend) {
+func testManyJobs(t *testing.T, b dbtest.Backend) {
 	v := newEnv(t, b, setup{workers: 8})
 	type outcome int
 	const (
@@ -232,7 +233,7 @@ func testManyJobs(t *testing.T, b backend) {
 // step raises the percentage and stamps updated_at and the heartbeat; 100
 // comes only with success; the timestamps are in order and survive an RFC
 // 3339 round trip; the estimate of time left falls with the clock.
-func testProgress(t *testing.T, b backend) {
+func testProgress(t *testing.T, b dbtest.Backend) {
 	clk := fake()
 	v := newEnv(t, b, setup{clk: clk, idle: true})
 	const steps, interval = 4, time.Minute
@@ -329,7 +330,7 @@ func testProgress(t *testing.T, b backend) {
 // testCancelQueued cancels a job before any worker took it: it ends
 // canceled, its River job is cancelled, its owner's slot is free, and it
 // never runs once the queue starts.
-func testCancelQueued(t *testing.T, b backend) {
+func testCancelQueued(t *testing.T, b dbtest.Backend) {
 	v := newEnv(t, b, setup{idle: true})
 	ctx := context.Background()
 	j := v.submit(ownerA, kindOK, plan(2, 0))
@@ -369,7 +370,7 @@ func testCancelQueued(t *testing.T, b backend) {
 // testCancelProcessing cancels a job between two steps: it ends canceled,
 // and its River job (snoozed until the next step) is cancelled, so no
 // worker looks at it again.
-func testCancelProcessing(t *testing.T, b backend) {
+func testCancelProcessing(t *testing.T, b dbtest.Backend) {
 	clk := fake()
 	// A long snooze keeps the River job out of "running" while the test
 	// cancels it, so that River cancels it at once.
@@ -407,7 +408,7 @@ func testCancelProcessing(t *testing.T, b backend) {
 	}
 }
 
-func testCancelFinished(t *testing.T, b backend) {
+func testCancelFinished(t *testing.T, b dbtest.Backend) {
 	v := newEnv(t, b, setup{})
 	ctx := context.Background()
 	j := v.submit(ownerA, kindOK, plan(1, 0))
@@ -431,7 +432,7 @@ func testCancelFinished(t *testing.T, b backend) {
 // answers ErrGone to its owner (before and after the janitor made it a
 // tombstone) and ErrNotFound to anyone else, and is forgotten after
 // TombstoneFor.
-func testExpiry(t *testing.T, b backend) {
+func testExpiry(t *testing.T, b dbtest.Backend) {
 	for _, tt := range []struct {
 		name      string
 		retention time.Duration
@@ -503,7 +504,7 @@ func testExpiry(t *testing.T, b backend) {
 // job_stalled once it has been silent longer than StallFactor × its
 // expected run time (never less than StallFloor), not a moment before; a
 // job that keeps reporting is never failed; a restart is not a silence.
-func testDeadMansSwitch(t *testing.T, b backend) {
+func testDeadMansSwitch(t *testing.T, b dbtest.Backend) {
 	ctx := context.Background()
 	sweep := func(t *testing.T, v *env) {
 		t.Helper()
@@ -640,7 +641,7 @@ func testDeadMansSwitch(t *testing.T, b backend) {
 		t.Parallel()
 		clk := fake()
 		log := newTestLog(t)
-		db := b.open(t, log.log)
+		db := b.Open(t, log.log)
 		v1 := newEnvOn(t, db, log, setup{clk: clk})
 		j := v1.submit(ownerA, kindOK, plan(2, time.Hour)) // window 4 h
 		v1.waitJob(ownerA, j.ID, "processing", isProcessing)
@@ -661,7 +662,7 @@ func testDeadMansSwitch(t *testing.T, b backend) {
 
 // testPeriodicWatchdog: without anyone calling Sweep, River's periodic job
 // runs the watchdog and fails a silent job.
-func testPeriodicWatchdog(t *testing.T, b backend) {
+func testPeriodicWatchdog(t *testing.T, b dbtest.Backend) {
 	v := newEnv(t, b, setup{maintenance: true, config: func(c *jobs.Config) { c.SweepEvery = 100 * time.Millisecond }})
 	j := v.submit(ownerA, kindOK, jobs.Plan{Steps: 2, FailAt: -1, Silent: true}) // window: StallFloor
 	final := v.terminal(ownerA, j.ID)
@@ -675,7 +676,7 @@ func testPeriodicWatchdog(t *testing.T, b backend) {
 
 // testOtherOwner: another owner's job does not exist for anyone else,
 // whatever they try; unknown ids are not found either.
-func testOtherOwner(t *testing.T, b backend) {
+func testOtherOwner(t *testing.T, b dbtest.Backend) {
 	clk := fake()
 	v := newEnv(t, b, setup{clk: clk})
 	ctx := context.Background()
@@ -746,7 +747,7 @@ func riverRuns(t testing.TB, v *env) int {
 
 // testQueueFull: at QueueSize unfinished jobs Submit answers ErrQueueFull
 // and creates nothing; the accepted jobs all finish; then it accepts again.
-func testQueueFull(t *testing.T, b backend) {
+func testQueueFull(t *testing.T, b dbtest.Backend) {
 	const queue = 3
 	v := newEnv(t, b, setup{idle: true, config: func(c *jobs.Config) { c.QueueSize = queue }})
 	ctx := context.Background()
@@ -783,7 +784,7 @@ func testQueueFull(t *testing.T, b backend) {
 
 // testQueueFullBurst: many Submits at once never take the queue past
 // QueueSize, and every refusal is ErrQueueFull.
-func testQueueFullBurst(t *testing.T, b backend) {
+func testQueueFullBurst(t *testing.T, b dbtest.Backend) {
 	const queue, burst = 5, 32
 	v := newEnv(t, b, setup{idle: true, config: func(c *jobs.Config) { c.QueueSize = queue }})
 	ctx := context.Background()

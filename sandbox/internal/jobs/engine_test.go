@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accepted-dev/accepted/sandbox/internal/dbtest"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 )
@@ -46,7 +47,7 @@ func TestOutcomes(t *testing.T) {
 		{"work_panic_is_internal", kindPanic, plan(2, 0), jobs.StatusFailed, jobs.CodeInternal, 2, 99, panicText},
 		{"message_panic_is_internal", kindMsgPanic, plan(2, 0), jobs.StatusFailed, jobs.CodeInternal, 0, 0, panicText},
 	}
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{})
 		ids := make([]string, len(cases))
 		for i, c := range cases {
@@ -95,7 +96,7 @@ func TestOutcomes(t *testing.T) {
 // refused and creates nothing: no job, no River job, no slot.
 func TestSubmitRefusals(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{idle: true})
 		ctx := context.Background()
 		for _, tt := range []struct {
@@ -173,7 +174,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // job, no slot of the owner's share, nothing Then wrote.
 func TestSubmitThen(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{idle: true, config: func(c *jobs.Config) { c.MaxUnfinishedPerOwner = 2 }})
 		ctx := context.Background()
 		errThen := errors.New("then failed")
@@ -242,7 +243,7 @@ func TestSubmitThen(t *testing.T) {
 // are not affected.
 func TestOwnerCap(t *testing.T) {
 	t.Parallel()
-	t.Run("sequential", each(func(t *testing.T, b backend) {
+	t.Run("sequential", each(func(t *testing.T, b dbtest.Backend) {
 		clk := fake()
 		v := newEnv(t, b, setup{clk: clk, config: func(c *jobs.Config) { c.MaxUnfinishedPerOwner = 2 }})
 		ctx := context.Background()
@@ -273,7 +274,7 @@ func TestOwnerCap(t *testing.T) {
 		}
 	}))
 
-	t.Run("concurrent", each(func(t *testing.T, b backend) {
+	t.Run("concurrent", each(func(t *testing.T, b dbtest.Backend) {
 		const limit, burst = 5, 32
 		v := newEnv(t, b, setup{idle: true, config: func(c *jobs.Config) { c.MaxUnfinishedPerOwner = limit }})
 		ctx := context.Background()
@@ -315,7 +316,7 @@ func TestOwnerCap(t *testing.T) {
 // all finish, on 2 workers.
 func TestLongJobsHoldNoWorker(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		clk := fake()
 		// Each job looks at the clock again every MaxSnooze: the default
 		// (2s) here, for 20 jobs on 2 workers.
@@ -360,7 +361,7 @@ func snoozes(t testing.TB, db sqldb.DB, rid int64) int {
 // MaxSnooze and looked at again and again until the step is due.
 func TestInlineWaitAndSnooze(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		clk := fake()
 		v := newEnv(t, b, setup{clk: clk, config: func(c *jobs.Config) { c.InlineWait, c.MaxSnooze = 20*time.Millisecond, 10*time.Millisecond }})
 		const steps, short = 3, 5 * time.Millisecond
@@ -401,7 +402,7 @@ func TestInlineWaitAndSnooze(t *testing.T) {
 func TestRecover(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	t.Run("rebuilds_owner_counts", each(func(t *testing.T, b backend) {
+	t.Run("rebuilds_owner_counts", each(func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{idle: true, config: func(c *jobs.Config) { c.MaxUnfinishedPerOwner = 3 }})
 		v.submit(ownerA, kindOK, plan(1, 0))
 		v.submit(ownerA, kindOK, plan(1, 0))
@@ -427,7 +428,7 @@ func TestRecover(t *testing.T) {
 		}
 	}))
 
-	t.Run("fails_a_job_river_gave_up_on", each(func(t *testing.T, b backend) {
+	t.Run("fails_a_job_river_gave_up_on", each(func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{idle: true})
 		j := v.submit(ownerA, kindOK, plan(2, 0))
 		// As River leaves a job after MaxAttempts errors in a row.
@@ -446,7 +447,7 @@ func TestRecover(t *testing.T) {
 		}
 	}))
 
-	t.Run("requeues_a_queued_job", each(func(t *testing.T, b backend) {
+	t.Run("requeues_a_queued_job", each(func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{idle: true})
 		j := v.submit(ownerA, kindOK, plan(2, 0))
 		old := riverID(t, v.db, j.ID)
@@ -466,7 +467,7 @@ func TestRecover(t *testing.T) {
 		}
 	}))
 
-	t.Run("requeues_a_processing_job", each(func(t *testing.T, b backend) {
+	t.Run("requeues_a_processing_job", each(func(t *testing.T, b dbtest.Backend) {
 		clk := fake()
 		v := newEnv(t, b, setup{clk: clk})
 		j := v.submit(ownerA, kindOK, plan(2, time.Hour))
@@ -496,9 +497,9 @@ func TestRecover(t *testing.T) {
 // accepted after the first process's queue had stopped.
 func TestRestart(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		clk := fake()
-		open := b.database(t)
+		open := b.Database(t)
 		log := newTestLog(t)
 		db1 := open(t, log.log)
 		v1 := newEnvOn(t, db1, log, setup{clk: clk})
@@ -546,7 +547,7 @@ func TestWatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
-	t.Run("slow_watcher_gets_terminal_state", each(func(t *testing.T, b backend) {
+	t.Run("slow_watcher_gets_terminal_state", each(func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{idle: true})
 		const steps = 12
 		j := v.submit(ownerA, kindOK, plan(steps, 0))
@@ -572,7 +573,7 @@ func TestWatch(t *testing.T) {
 		t.Logf("%d states delivered of %d (coalesced)", len(seen), steps+2)
 	}))
 
-	t.Run("terminal_snapshot_closes_at_once", each(func(t *testing.T, b backend) {
+	t.Run("terminal_snapshot_closes_at_once", each(func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{})
 		j := v.submit(ownerA, kindOK, plan(1, 0))
 		done := v.terminal(ownerA, j.ID)
@@ -591,7 +592,7 @@ func TestWatch(t *testing.T) {
 		}
 	}))
 
-	t.Run("stop_and_ctx_close_the_channel", each(func(t *testing.T, b backend) {
+	t.Run("stop_and_ctx_close_the_channel", each(func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{clk: fake()})
 		j := v.submit(ownerA, kindOK, plan(2, time.Hour))
 		v.waitJob(ownerA, j.ID, "processing", isProcessing)
@@ -611,7 +612,7 @@ func TestWatch(t *testing.T) {
 		mustClose(t, "the channel of a stopped Watch", byStop)
 	}))
 
-	t.Run("close_ends_every_watch", each(func(t *testing.T, b backend) {
+	t.Run("close_ends_every_watch", each(func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{clk: fake()})
 		j := v.submit(ownerA, kindOK, plan(2, time.Hour))
 		v.waitJob(ownerA, j.ID, "processing", isProcessing)
@@ -629,8 +630,8 @@ func TestWatch(t *testing.T) {
 		mustClose(t, "the channel of a Watch after Close", after)
 	}))
 
-	t.Run("another_engine_sees_every_change", each(func(t *testing.T, b backend) {
-		open := b.database(t)
+	t.Run("another_engine_sees_every_change", each(func(t *testing.T, b dbtest.Backend) {
+		open := b.Database(t)
 		log := newTestLog(t)
 		clk := fake()
 		dbA := open(t, log.log)
@@ -638,7 +639,7 @@ func TestWatch(t *testing.T) {
 		// The other replica runs no work: every change it sees was made by A.
 		other := setup{clk: clk, idle: true}
 		dbB := dbA
-		if b.crossHandle {
+		if b.Shared {
 			dbB = open(t, log.log)
 		} else {
 			other.idle, other.noQueue = false, true // SQLite: one handle, one River client, shared
@@ -731,7 +732,7 @@ func mustClose(t testing.TB, what string, ch <-chan jobs.Job) {
 // still runs to its end and can be read and watched; after Close too.
 func TestDrain(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{})
 		ctx := context.Background()
 		j := v.submit(ownerA, kindOK, plan(3, 30*time.Millisecond))
@@ -760,7 +761,7 @@ func TestDrain(t *testing.T) {
 // keeps the job from ending.
 func TestOnFinish(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		clk := fake()
 		var (
 			mu      sync.Mutex
@@ -838,7 +839,7 @@ func TestOnFinish(t *testing.T) {
 // Recover, carry Config.MaxAttempts.
 func TestRiverMaxAttempts(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		const attempts = 3
 		v := newEnv(t, b, setup{idle: true, config: func(c *jobs.Config) { c.MaxAttempts = attempts }})
 		j := v.submit(ownerA, kindOK, plan(1, 0))

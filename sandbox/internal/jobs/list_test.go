@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accepted-dev/accepted/sandbox/internal/dbtest"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 )
 
@@ -15,7 +16,7 @@ import (
 // pages that neither repeat nor skip a job while new ones are accepted.
 func TestList(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{})
 		ctx := context.Background()
 		ok := v.submit(ownerA, kindOK, plan(1, 0))

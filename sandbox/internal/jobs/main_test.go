@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -19,15 +18,14 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
+	"github.com/accepted-dev/accepted/sandbox/internal/dbtest"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
-	"github.com/accepted-dev/accepted/sandbox/internal/pgtest"
-	"github.com/accepted-dev/accepted/sandbox/internal/postgres"
 	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
-	"github.com/accepted-dev/accepted/sandbox/internal/sqlite"
 )
 
-// TestMain makes the SQLite template, and lets pgtest stop the throwaway
-// PostgreSQL cluster it starts for the package when the tests end.
+// TestMain runs the tests through dbtest.Main (a migrated SQLite template
+// every SQLite test starts from a copy of, and the throwaway PostgreSQL
+// cluster pgtest starts for the package).
 //
 // The tests spend much of their time waiting for databases and River's
 // polls: unless -parallel says otherwise, twice as many run at once as
@@ -42,66 +40,7 @@ func TestMain(m *testing.M) {
 			os.Exit(2)
 		}
 	}
-	dir, err := os.MkdirTemp("", "jobs-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	code := run(m, dir)
-	if err := os.RemoveAll(dir); err != nil && code == 0 {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
-	os.Exit(code)
-}
-
-func run(m *testing.M, dir string) int {
-	var err error
-	if sqliteTemplate, err = newSQLiteTemplate(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	return pgtest.Main(m)
-}
-
-// sqliteTemplate is a migrated SQLite database that every SQLite test
-// starts from a copy of: the migrations, run through a C library
-// translated to Go, cost most of a test's CPU time under -race. TestMain
-// sets it before any test runs.
-var sqliteTemplate string
-
-func newSQLiteTemplate(dir string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
-	defer cancel()
-	path := filepath.Join(dir, "template.db")
-	db, err := sqlite.Open(ctx, path, nil, time.Now)
-	if err != nil {
-		return "", err
-	}
-	_, err = db.Migrate(ctx, true)
-	if err := errors.Join(err, db.Close()); err != nil {
-		return "", fmt.Errorf("migrating the SQLite template: %w", err)
-	}
-	return path, nil
-}
-
-// copySQLite copies the template to a new database file in dir (with its
-// write-ahead log, if closing it left one).
-func copySQLite(dir string) (string, error) {
-	path := filepath.Join(dir, "sandbox.db")
-	for _, suffix := range []string{"", "-wal"} {
-		b, err := os.ReadFile(sqliteTemplate + suffix)
-		if errors.Is(err, os.ErrNotExist) && suffix != "" {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(path+suffix, b, 0o644); err != nil {
-			return "", err
-		}
-	}
-	return path, nil
+	os.Exit(dbtest.Main(m))
 }
 
 var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -158,107 +97,6 @@ func kinds() map[jobs.Kind]jobs.Work {
 // plan is a plan that succeeds after steps steps, interval apart.
 func plan(steps int, interval time.Duration) jobs.Plan {
 	return jobs.Plan{Steps: steps, Interval: interval, FailAt: -1}
-}
-
-// backend is one implementation of sqldb.DB the suite runs on.
-type backend struct {
-	name string
-	// open returns a new, empty, migrated database, closed when the test
-	// ends.
-	open func(t testing.TB, log *slog.Logger) sqldb.DB
-	// database makes a new, empty database and returns a function that
-	// opens another handle on it (migrated, closed when the test ends), as
-	// a restarted process would.
-	database func(t testing.TB) func(t testing.TB, log *slog.Logger) sqldb.DB
-	// crossHandle: two handles on one database hear each other's
-	// notifications (PostgreSQL's LISTEN/NOTIFY). SQLite's stay in the
-	// handle (one process owns the file), so two engines there share one.
-	crossHandle bool
-}
-
-func backends() []backend {
-	return []backend{
-		{
-			name: "sqlite",
-			// A copy of a migrated template: the same as sqlite.Memory, and
-			// then Migrate, at a fraction of the cost.
-			open: func(t testing.TB, log *slog.Logger) sqldb.DB {
-				t.Helper()
-				path, err := copySQLite(t.TempDir())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return migrated(t, func(ctx context.Context) (sqldb.DB, error) { return sqlite.Open(ctx, path, log, time.Now) })
-			},
-			database: func(t testing.TB) func(testing.TB, *slog.Logger) sqldb.DB {
-				path, err := copySQLite(t.TempDir())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return func(t testing.TB, log *slog.Logger) sqldb.DB {
-					t.Helper()
-					return migrated(t, func(ctx context.Context) (sqldb.DB, error) { return sqlite.Open(ctx, path, log, time.Now) })
-				}
-			},
-		},
-		{
-			name: "postgres",
-			open: func(t testing.TB, log *slog.Logger) sqldb.DB {
-				t.Helper()
-				url := pgtest.URL(t)
-				return migrated(t, func(ctx context.Context) (sqldb.DB, error) { return postgres.Open(ctx, url, log, time.Now) })
-			},
-			database: func(t testing.TB) func(testing.TB, *slog.Logger) sqldb.DB {
-				url := pgtest.URL(t)
-				return func(t testing.TB, log *slog.Logger) sqldb.DB {
-					t.Helper()
-					return migrated(t, func(ctx context.Context) (sqldb.DB, error) { return postgres.Open(ctx, url, log, time.Now) })
-				}
-			},
-			crossHandle: true,
-		},
-	}
-}
-
-// forEachBackend runs f on every backend, each in a parallel subtest named
-// after it: one suite, every adapter (the style of testing/fstest).
-func forEachBackend(t *testing.T, f func(t *testing.T, b backend)) {
-	t.Helper()
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			f(t, b)
-		})
-	}
-}
-
-// closeOnce is a database whose Close may be called early by a test and
-// again by the cleanup.
-type closeOnce struct {
-	sqldb.DB
-	once func() error
-}
-
-func (c closeOnce) Close() error { return c.once() }
-
-func migrated(t testing.TB, open func(ctx context.Context) (sqldb.DB, error)) sqldb.DB {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitMax)
-	defer cancel()
-	db, err := open(ctx)
-	if err != nil {
-		t.Fatalf("opening the database: %v", err)
-	}
-	c := closeOnce{DB: db, once: sync.OnceValue(db.Close)}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("closing the database: %v", err)
-		}
-	})
-	if _, err := db.Migrate(ctx, true); err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
-	return c
 }
 
 // testLog collects what the engine, River and the database log, and shows
@@ -323,10 +161,10 @@ type env struct {
 }
 
 // newEnv opens a database on b and builds a started engine on it.
-func newEnv(t testing.TB, b backend, s setup) *env {
+func newEnv(t testing.TB, b dbtest.Backend, s setup) *env {
 	t.Helper()
 	log := newTestLog(t)
-	return newEnvOn(t, b.open(t, log.log), log, s)
+	return newEnvOn(t, b.Open(t, log.log), log, s)
 }
 
 // fake is a fake clock at epoch.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accepted-dev/accepted/sandbox/internal/dbtest"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
 )
 
@@ -40,7 +41,7 @@ func TestNetworkShare(t *testing.T) {
 	t.Parallel()
 	const share = 3
 	cfg := func(c *jobs.Config) { c.MaxUnfinishedPerNetwork, c.MaxUnfinishedPerOwner, c.QueueSize = share, 10, 100 }
-	t.Run("sequential", each(func(t *testing.T, b backend) {
+	t.Run("sequential", each(func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{idle: true, config: cfg})
 		var first jobs.Job
 		for i := range share {
@@ -77,7 +78,7 @@ func TestNetworkShare(t *testing.T) {
 			t.Fatalf("after Recover the network counts %d, want %d", n, share)
 		}
 	}))
-	t.Run("concurrent", each(func(t *testing.T, b backend) {
+	t.Run("concurrent", each(func(t *testing.T, b dbtest.Backend) {
 		const burst = 32
 		v := newEnv(t, b, setup{idle: true, config: cfg})
 		var (
@@ -120,7 +121,7 @@ func TestNetworkShare(t *testing.T) {
 // queue never holds more than QueueSize + Reserve.
 func TestFullQueueAdmitsNewcomers(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		const queue, reserve, perKey, perNet = 20, 5, 2, 3
 		v := newEnv(t, b, setup{idle: true, config: func(c *jobs.Config) {
 			c.QueueSize, c.Reserve, c.GuaranteedPerOwner, c.GuaranteedPerNetwork = queue, reserve, perKey, perNet
@@ -175,7 +176,7 @@ func riverPriority(t testing.TB, v *env, id string) int {
 // at 1, a heavy owner's work at 2 to 4; a requeued job is ranked again.
 func TestPriorityByLoad(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		v := newEnv(t, b, setup{idle: true, config: func(c *jobs.Config) {
 			c.QueueSize, c.MaxUnfinishedPerOwner, c.MaxUnfinishedPerNetwork, c.GuaranteedPerOwner, c.GuaranteedPerNetwork = 1000, 1000, 1000, 2, 4
 		}})
@@ -221,7 +222,7 @@ func TestPriorityByLoad(t *testing.T) {
 // step within a budget, while the flooder's own next job waits its turn.
 func TestNewcomerRunsFirst(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, b backend) {
+	dbtest.Each(t, func(t *testing.T, b dbtest.Backend) {
 		const flood, workers = 200, 2
 		v := newEnv(t, b, setup{workers: workers, config: func(c *jobs.Config) {
 			c.QueueSize, c.MaxUnfinishedPerOwner, c.MaxUnfinishedPerNetwork = 10_000, 10_000, 10_000
@@ -232,7 +233,7 @@ func TestNewcomerRunsFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 		v.waitJob("key_calm", calm.ID, "its first step", atStep(1))
-		t.Logf("%s: on an idle queue a job's first step came after %v", b.name, time.Since(idle).Round(time.Millisecond))
+		t.Logf("%s: on an idle queue a job's first step came after %v", b.Name, time.Since(idle).Round(time.Millisecond))
 		// Steps every 30 ms, longer than InlineWait: each step is a snooze
 		// and a fresh fetch, so the flood keeps ~200 River jobs due.
 		for range flood {
@@ -269,11 +270,11 @@ func TestNewcomerRunsFirst(t *testing.T) {
 		// step due before it: about the flood over the step rate.
 		rate := float64(count(t, v.db, `SELECT COALESCE(SUM(step), 0) FROM jobs WHERE owner = ?`, ownerA)-stepsBefore) / time.Since(clockBefore).Seconds()
 		t.Logf("%s: the flood runs %.0f steps/s; first in, first out, a newcomer would wait about %v for the %d jobs due before it",
-			b.name, rate, time.Duration(float64(flood)/rate*float64(time.Second)).Round(time.Millisecond), flood)
+			b.Name, rate, time.Duration(float64(flood)/rate*float64(time.Second)).Round(time.Millisecond), flood)
 		sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 		t.Logf("%s: %d jobs of one key keep %d workers busy; a newcomer's first step came after %v (median of 5, max %v), "+
 			"while the flooder's own next job, queued before them at priority %d, had run %d steps",
-			b.name, flood, workers, took[2].Round(time.Millisecond), took[4].Round(time.Millisecond), riverPriority(t, v, flooders.ID), flooderStep)
+			b.Name, flood, workers, took[2].Round(time.Millisecond), took[4].Round(time.Millisecond), riverPriority(t, v, flooders.ID), flooderStep)
 		// River polls for work every pollEvery (100 ms on SQLite, 20 ms on
 		// PostgreSQL) when nothing wakes it: a newcomer waits for a few
 		// polls (it shares priority 1 with the flooder's first five jobs,

@@ -18,13 +18,12 @@ import (
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/dbtest"
 	"github.com/accepted-dev/accepted/sandbox/internal/jobs"
-	"github.com/accepted-dev/accepted/sandbox/internal/pgtest"
 	"github.com/accepted-dev/accepted/sandbox/internal/safedial"
 	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 	"github.com/accepted-dev/accepted/sandbox/internal/webhooks"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
 
 var testStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 

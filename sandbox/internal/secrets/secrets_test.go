@@ -10,12 +10,11 @@ import (
 
 	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/dbtest"
-	"github.com/accepted-dev/accepted/sandbox/internal/pgtest"
 	"github.com/accepted-dev/accepted/sandbox/internal/sqldb"
 	"github.com/accepted-dev/accepted/sandbox/internal/webhooks"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
 
 func TestRotationAndGrace(t *testing.T) {
 	dbtest.EachDB(t, func(t *testing.T, db sqldb.DB) {
