@@ -90,6 +90,7 @@ func (h *handlers) fault(point string) error {
 
 type handlers struct {
 	Deps
+	views viewCache // the poll shortcut's encoded finished jobs
 }
 
 // Security scheme name used by every operation that needs a key.
@@ -159,11 +160,15 @@ func Config(title, version string) huma.Config {
 // Huma's error constructor, so that errors Huma raises itself (malformed
 // JSON, validation, oversize bodies) are catalog problems too; Huma exposes
 // that hook only as a package variable.
-func Register(api huma.API, d Deps) {
+//
+// It answers the status monitor's shortcut (see pollShortcut): a wrapper
+// for the handler Huma's routes are on, which answers the common poll
+// itself and hands everything else on.
+func Register(api huma.API, d Deps) (shortcut func(http.Handler) http.Handler) {
 	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
 		return problemFromHuma(d.Catalog, status, msg, errs)
 	}
-	h := &handlers{d}
+	h := &handlers{Deps: d}
 	api.UseMiddleware(h.authenticate(api), h.rateLimit(api), h.idempotent(api))
 	h.registerKeys(api)
 	h.registerJobs(api)
@@ -180,6 +185,7 @@ func Register(api huma.API, d Deps) {
 	h.addRequestExamples(registered(api, http.MethodPost, "/v1/reports"), map[string]any{"title": "January sales", "from": "2026-01-01", "to": "2026-01-31"})
 	h.addRequestExamples(registered(api, http.MethodPost, "/v1/exports"), map[string]any{"format": "csv", "from": "2026-01-01", "to": "2026-03-31"})
 	h.finishSpec(api)
+	return h.pollShortcut
 }
 
 // authenticate checks the bearer key of every operation that declares security.
@@ -264,7 +270,7 @@ func (h *handlers) rateLimit(api huma.API) func(huma.Context, func(huma.Context)
 			by    check
 		)
 		for _, c := range checks {
-			d, err := h.Limiter.Allow(c.key, c.policy)
+			d, err := h.allow(ctx.Context(), c.key, c.policy)
 			p, known := h.Limiter.Policy(c.policy)
 			if err != nil || !known {
 				// A policy missing from the limiter's configuration is a wiring bug:

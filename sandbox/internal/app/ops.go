@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -46,7 +47,7 @@ type Ops struct {
 const minRiverUIPassword = 12
 
 func bindOpsFlags(fs *flag.FlagSet, cfg *Config, env func(name, def string) string) {
-	fs.StringVar(&cfg.Ops.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "`host:port` of a separate listener serving Prometheus metrics at /metrics, for operators; never the public one (env ACCEPTED_METRICS_ADDR); empty: no metrics")
+	fs.StringVar(&cfg.Ops.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "`host:port` of a separate listener serving Prometheus metrics at /metrics and Go's profiles at /debug/pprof/, for operators; never the public one (env ACCEPTED_METRICS_ADDR); empty: no metrics")
 	fs.StringVar(&cfg.Ops.RiverUIAddr, "riverui-addr", env("RIVERUI_ADDR", ""),
 		"`host:port` of a separate listener serving River UI (the job queue's operator view) at /riverui/, behind basic authentication with ACCEPTED_RIVERUI_USER and ACCEPTED_RIVERUI_PASSWORD, which it requires; works on SQLite and PostgreSQL (env ACCEPTED_RIVERUI_ADDR); empty: off")
 	cfg.Ops.RiverUIUser, cfg.Ops.RiverUIPassword = env("RIVERUI_USER", ""), env("RIVERUI_PASSWORD", "")
@@ -148,12 +149,18 @@ func (s *Server) shutdownOps(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// metricsMux is the metrics listener: /metrics and nothing else.
+// metricsMux is the metrics listener: /metrics, and Go's profiles under
+// /debug/pprof/ (an operator's view of where the time goes, as the
+// performance notes in the README were measured).
 func (s *Server) metricsMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "404 page not found: metrics are at /metrics", http.StatusNotFound)
+		http.Error(w, "404 page not found: metrics are at /metrics, profiles at /debug/pprof/", http.StatusNotFound)
 	})
 	return mux
 }

@@ -93,6 +93,20 @@ func TestMetricsListener(t *testing.T) {
 	if res.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /metrics on the public listener: %d, want 404", res.StatusCode)
 	}
+	// Go's profiles: on the operators' listener, never on the public one.
+	for _, c := range []struct {
+		url  string
+		want int
+	}{{sv.srv.URL + "/debug/pprof/", http.StatusNotFound}, {"http://" + addr + "/debug/pprof/", http.StatusOK}, {"http://" + addr + "/debug/pprof/goroutine?debug=1", http.StatusOK}} {
+		res, err := http.Get(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != c.want {
+			t.Errorf("GET %s: %d, want %d", c.url, res.StatusCode, c.want)
+		}
+	}
 
 	before := scrape(t, addr)
 	for _, series := range []string{"accepted_jobs_queued", "accepted_jobs_running", "accepted_webhook_outbox_depth", "accepted_webhook_dead_letters", "accepted_event_streams_open"} {

@@ -6,6 +6,7 @@ package app
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,7 +27,6 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/accepted-dev/accepted/internal/staticfiles"
 	"github.com/accepted-dev/accepted/sandbox/internal/api"
@@ -61,10 +61,12 @@ type Server struct {
 	limiter *ratelimit.Limiter
 	keys    *keys.Store
 	handler http.Handler
-	hooks   *webhookParts // imports' webhooks, secrets and inboxes (webhooks.go)
-	metrics *telemetry.Metrics
-	tracing *telemetry.Tracing
-	ops     opsServers // the operator's listeners (ops.go)
+	// shortcut answers the common poll ahead of Huma (api.Register).
+	shortcut func(http.Handler) http.Handler
+	hooks    *webhookParts // imports' webhooks, secrets and inboxes (webhooks.go)
+	metrics  *telemetry.Metrics
+	tracing  *telemetry.Tracing
+	ops      opsServers // the operator's listeners (ops.go)
 
 	draining atomic.Bool // a shutdown began: /readyz answers 503
 }
@@ -218,7 +220,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	mux := http.NewServeMux()
 	s.api = humago.New(mux, api.Config("Accepted sandbox", Version))
 	describe(s.api.OpenAPI(), cfg, publicURL(cfg))
-	api.Register(s.api, api.Deps{
+	s.shortcut = api.Register(s.api, api.Deps{
 		Engine: countingEngine{s.engine, s.metrics}, Keys: s.keys, Catalog: s.catalog,
 		Clock: d.Clock, Logger: d.Logger.With("component", "api"), Scale: cfg.TimeScale,
 		Limiter: countingLimiterOf(apiLimiter(s.limiter, cfg.RateLimits), s.metrics), Retention: cfg.Retention, Webhooks: s.hooks.api,
@@ -229,14 +231,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.metrics.SetDepths(s.depths)
 	// Outermost: the request's span (continuing a traceparent sent), then
 	// its Trace-Id header and its metrics, by the route the mux matched.
-	s.handler = otelhttp.NewHandler(behindProxies(cfg.TrustedProxies, telemetry.Observe(s.metrics, s.routes(mux, d.Site))), "HTTP",
-		otelhttp.WithTracerProvider(s.tracing.Provider), otelhttp.WithPropagators(s.tracing.Propagator),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			if r.Pattern != "" {
-				return r.Pattern
-			}
-			return r.Method
-		}))
+	s.handler = s.tracing.Server(behindProxies(cfg.TrustedProxies, telemetry.Observe(s.metrics, s.routes(mux, d.Site))),
+		func(r *http.Request) string { return cmp.Or(r.Pattern, r.Method) })
 	return s, nil
 }
 
@@ -391,13 +387,13 @@ func (s *Server) routes(mux *http.ServeMux, site fs.FS) http.Handler {
 	if site != nil {
 		static = siteHandler(site)
 	}
-	apiHandler := cors(s.cfg.CORSOrigins, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	apiHandler := cors(s.cfg.CORSOrigins, s.shortcut(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
 			s.notRouted(w, r, mux)
 			return
 		}
 		mux.ServeHTTP(w, r)
-	}))
+	})))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")

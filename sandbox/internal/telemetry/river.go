@@ -39,7 +39,7 @@ var (
 
 // NewRiverMiddleware traces with tp, carrying the context with p.
 func NewRiverMiddleware(tp trace.TracerProvider, p propagation.TextMapPropagator) *RiverMiddleware {
-	return &RiverMiddleware{tracer: tp.Tracer("github.com/accepted-dev/accepted/sandbox/internal/telemetry"), propagator: p}
+	return &RiverMiddleware{tracer: tp.Tracer(instrumentation), propagator: p}
 }
 
 // InsertMany stores the caller's trace context in each job's metadata.
