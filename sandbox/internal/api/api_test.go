@@ -59,6 +59,7 @@ func newTestDB(t *testing.T) sqldb.DB {
 func newKeys(t *testing.T, db sqldb.DB) (*keys.Store, string) {
 	t.Helper()
 	reg := keys.New(db, 10, time.Now)
+	t.Cleanup(func() { reg.Close(context.Background()) })
 	key, _, err := reg.Issue(t.Context(), "192.0.2.0/24")
 	if err != nil {
 		t.Fatal(err)

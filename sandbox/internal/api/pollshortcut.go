@@ -106,7 +106,6 @@ func (h *handlers) pollShortcut(next http.Handler) http.Handler {
 			return
 		}
 		r.Pattern = pollRoute
-		r.SetPathValue("id", id)
 		hd := w.Header()
 		for name, vs := range limit {
 			hd[name] = vs

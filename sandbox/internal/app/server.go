@@ -339,6 +339,7 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Close(ctx context.Context) error {
 	s.engine.Drain()
 	err := s.queue.Stop(ctx)
+	s.keys.Close(ctx)
 	return errors.Join(err, s.engine.Close(ctx), s.hooks.close(ctx, s.log))
 }
 

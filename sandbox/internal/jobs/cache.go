@@ -39,7 +39,9 @@ func newJobCache(max int, onlyEnd bool) *jobCache {
 }
 
 // get answers a copy of the cached snapshot of id or, when there is none,
-// a token to hand put with the snapshot read from the database.
+// a token to hand put with the snapshot read from the database. The copy
+// shares the snapshot's Input and Output bytes (see Job.shared): copying
+// them for every poll was most of the memory a poll allocated.
 func (c *jobCache) get(id string) (j Job, token uint64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -48,7 +50,7 @@ func (c *jobCache) get(id string) (j Job, token uint64, ok bool) {
 		return Job{}, c.evicted, false
 	}
 	c.lru.MoveToFront(e.elem)
-	return e.job.Clone(), 0, true
+	return e.job.shared(), 0, true
 }
 
 // put keeps a snapshot read from the database after get answered token,

@@ -83,17 +83,20 @@ func TestJobCache(t *testing.T) {
 		}
 	})
 
-	t.Run("snapshots are copies", func(t *testing.T) {
+	t.Run("snapshots are copies that share their bytes read-only", func(t *testing.T) {
 		c := newJobCache(2, false)
 		_, tok, _ := c.get("a")
-		j := job("a", 1, StatusSucceeded)
+		j := job("a", 1, StatusFailed)
 		j.Output = []byte(`{"n":1}`)
+		j.Failure = &Failure{Code: "upstream_unavailable"}
 		c.put(j, tok)
+		j.Output[0] = 'X' // the caller's own bytes: put kept a copy
 		got, _, _ := c.get("a")
-		got.Output[0] = 'X'
+		got.Output = append(got.Output, '!')
+		got.Failure.Code = "changed"
 		again, _, _ := c.get("a")
-		if string(again.Output) != `{"n":1}` {
-			t.Fatalf("a caller changed the cached snapshot: %s", again.Output)
+		if string(again.Output) != `{"n":1}` || again.Failure.Code != "upstream_unavailable" {
+			t.Fatalf("a caller changed the cached snapshot: %s, %s", again.Output, again.Failure.Code)
 		}
 	})
 }

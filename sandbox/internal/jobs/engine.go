@@ -357,7 +357,9 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 
 // Get answers owner's job. Another owner's job is ErrNotFound, never a
 // different error, so ids cannot be probed; a job past its retention is
-// ErrGone even before the janitor has removed it.
+// ErrGone even before the janitor has removed it. The job's Input and
+// Output bytes may be shared with the engine's cache: read them, never
+// write into them.
 func (e *Engine) Get(ctx context.Context, owner, id string) (Job, error) {
 	j, tomb, err := e.read(ctx, id)
 	switch {

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 )
@@ -172,6 +173,19 @@ func (j Job) Remaining(now time.Time) time.Duration {
 func (j Job) Clone() Job {
 	j.Input = cloneBytes(j.Input)
 	j.Output = cloneBytes(j.Output)
+	if j.Failure != nil {
+		f := *j.Failure
+		j.Failure = &f
+	}
+	return j
+}
+
+// shared returns a copy that shares Input and Output with j, clipped so
+// that an append to them allocates: the engine never writes into those
+// bytes once a job holds them, and neither may its callers.
+func (j Job) shared() Job {
+	j.Input = slices.Clip(j.Input)
+	j.Output = slices.Clip(j.Output)
 	if j.Failure != nil {
 		f := *j.Failure
 		j.Failure = &f

@@ -116,7 +116,23 @@ type Store struct {
 
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]*entry
+	// touches are the uses Lookup noted and FlushTouches has not written
+	// yet; armed says a flush is due.
+	touches map[[sha256.Size]byte]touch
+	timer   *time.Timer // the flush due, nil when none is
+	closed  bool
 }
+
+// touch is a use of a key, to be written.
+type touch struct {
+	id string
+	at time.Time
+}
+
+// touchDelay is how long a noted use waits to be written with the others
+// noted meanwhile: a request never waits for the write, and a busy replica
+// writes the uses of all its keys in one transaction a second.
+const touchDelay = time.Second
 
 // entry is a cached key: trusted until until, its last use written at
 // touched.
@@ -189,6 +205,7 @@ func (s *Store) Issue(ctx context.Context, network string) (string, Key, error) 
 	plain := Prefix + strings.ToLower(encoding.EncodeToString(raw[:]))
 	sum := sha256.Sum256([]byte(plain))
 	k := Key{ID: "key_" + hex.EncodeToString(sum[:8]), Network: network, CreatedAt: s.cfg.Now()}
+	s.FlushTouches(ctx)
 	var evicted []evictee
 	err := s.cfg.DB.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
 		evicted = evicted[:0]
@@ -359,10 +376,10 @@ func (s *Store) Lookup(ctx context.Context, plain string) (Key, error) {
 		if touch {
 			e.touched = now
 		}
-		s.mu.Unlock()
 		if touch {
-			s.touch(ctx, sum[:], k.ID, now)
+			s.noteUse(sum, k.ID, now)
 		}
+		s.mu.Unlock()
 		return k, nil
 	}
 	s.mu.Unlock()
@@ -385,22 +402,66 @@ func (s *Store) Lookup(ctx context.Context, plain string) (Key, error) {
 	}
 	s.remember(sum, e, now)
 	if touch {
-		s.touch(ctx, sum[:], k.ID, now)
+		s.mu.Lock()
+		s.noteUse(sum, k.ID, now)
+		s.mu.Unlock()
 	}
 	return k, nil
 }
 
-// touch records that key id was used at now, unless another request (on
-// any replica) did within TouchEvery. A failure is logged, not returned:
-// the request goes on, and the next one tries again.
-func (s *Store) touch(ctx context.Context, digest []byte, id string, now time.Time) {
+// noteUse notes that key id was used at now, for FlushTouches to write
+// within touchDelay; s.mu is held.
+func (s *Store) noteUse(sum [sha256.Size]byte, id string, now time.Time) {
+	if s.touches == nil {
+		s.touches = map[[sha256.Size]byte]touch{}
+	}
+	s.touches[sum] = touch{id, now}
+	if s.timer == nil && !s.closed {
+		s.timer = time.AfterFunc(touchDelay, func() { s.FlushTouches(context.Background()) })
+	}
+}
+
+// Close writes the uses noted and not yet written; uses noted after it are
+// written only by an explicit FlushTouches (or Issue, or Sweep).
+func (s *Store) Close(ctx context.Context) {
+	s.mu.Lock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	s.FlushTouches(ctx)
+}
+
+// FlushTouches writes the uses noted since the last flush, in one
+// transaction: each key's last use, unless another request (on any
+// replica) wrote a use within TouchEvery. Issue and Sweep flush first, so
+// that they choose by every use this replica has seen. A failure is
+// logged, not returned: those uses are lost, and the key's next use a
+// TouchEvery later is noted again.
+func (s *Store) FlushTouches(ctx context.Context) {
+	s.mu.Lock()
+	touches := s.touches
+	s.touches = nil
+	if s.timer != nil {
+		s.timer.Stop() // a flush that is not this one finds nothing to write
+		s.timer = nil
+	}
+	s.mu.Unlock()
+	if len(touches) == 0 {
+		return
+	}
 	err := s.cfg.DB.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE api_keys SET last_used_at = ? WHERE digest = ? AND last_used_at < ?`,
-			sqldb.Nanos(now), digest, sqldb.Nanos(now.Add(-s.cfg.TouchEvery)))
-		return err
+		for sum, t := range touches {
+			if _, err := tx.Exec(ctx, `UPDATE api_keys SET last_used_at = ? WHERE digest = ? AND last_used_at < ?`,
+				sqldb.Nanos(t.at), sum[:], sqldb.Nanos(t.at.Add(-s.cfg.TouchEvery))); err != nil {
+				return fmt.Errorf("key %s: %w", t.id, err)
+			}
+		}
+		return nil
 	})
 	if err != nil && ctx.Err() == nil {
-		s.cfg.Logger.WarnContext(ctx, "keys: recording a key's use", "key_id", id, "err", err)
+		s.cfg.Logger.WarnContext(ctx, "keys: recording keys' use", "keys", len(touches), "err", err)
 	}
 }
 
@@ -448,6 +509,7 @@ const sweepBatch = 500
 // through OnDelete); their jobs stay until their own retention. It answers
 // how many it deleted. The housekeeping job runs it every minute.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
+	s.FlushTouches(ctx)
 	cutoff := sqldb.Nanos(s.cfg.Now().Add(-s.cfg.TTL))
 	total := 0
 	for {

@@ -26,6 +26,7 @@ func newStore(t *testing.T, db sqldb.DB, clk *clock.Fake, cfg keys.Config) *keys
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close(context.Background()) }) // before the database closes
 	return s
 }
 
@@ -99,6 +100,7 @@ func TestTouchAndCache(t *testing.T) {
 			if _, err := s.Lookup(ctx(t), plain); err != nil {
 				t.Fatalf("poll %d: %v", i, err)
 			}
+			s.FlushTouches(ctx(t)) // what the store does within a second
 			if now := lastUsed(t, db, k.ID); !now.Equal(last) {
 				writes++
 				last = now
@@ -122,6 +124,44 @@ func TestTouchAndCache(t *testing.T) {
 		clk.Advance(time.Second)
 		if _, err := s.Lookup(ctx(t), plain); !errors.Is(err, keys.ErrUnknown) {
 			t.Errorf("a deleted key after CacheTTL: %v, want ErrUnknown", err)
+		}
+	})
+}
+
+// TestTouchLeavesTheRequest: a lookup that notes a use does not write it
+// itself (a poll never waits for a write); the store writes it within
+// about a second, and before a sweep chooses by it.
+func TestTouchLeavesTheRequest(t *testing.T) {
+	t.Parallel()
+	dbtest.EachDB(t, func(t *testing.T, db sqldb.DB) {
+		clk := clock.NewFake(epoch)
+		s := newStore(t, db, clk, keys.Config{})
+		plain, k := mustIssue(t, s, "net")
+		before := lastUsed(t, db, k.ID)
+		clk.Advance(2 * time.Minute)
+		if _, err := s.Lookup(ctx(t), plain); err != nil {
+			t.Fatal(err)
+		}
+		if got := lastUsed(t, db, k.ID); !got.Equal(before) {
+			t.Fatalf("the lookup wrote the key's use itself (%v, was %v)", got, before)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for lastUsed(t, db, k.ID).Equal(before) {
+			if time.Now().After(deadline) {
+				t.Fatal("the key's use was not written within 10 s of the lookup (it should be within about 1 s)")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got, want := lastUsed(t, db, k.ID), clk.Now(); !got.Equal(want) {
+			t.Errorf("last use written as %v, want %v", got, want)
+		}
+		// A use noted just before a sweep counts in it.
+		clk.Advance(keys.DefaultTTL + time.Minute)
+		if _, err := s.Lookup(ctx(t), plain); err != nil { // a fresh read: the cache entry expired
+			t.Fatal(err)
+		}
+		if n, err := s.Sweep(ctx(t)); err != nil || n != 0 {
+			t.Errorf("Sweep right after a use: %d deleted, %v; want none", n, err)
 		}
 	})
 }
