@@ -113,8 +113,8 @@ bench-scale: ## 100,000 jobs in flight and 10,000 event streams in one process
 
 # The wire benchmarks run the sandbox binary and a bare net/http server as processes, loaded over
 # loopback by vegeta (a library, in the test process); PostgreSQL comes from pgtest. WIRE_FLAGS
-# passes -wire.round=5s, -wire.rounds=3, -wire.rate=2000 (the open loop's req/s) or
-# -wire.jobs=100000 to them.
+# passes -wire.round=5s, -wire.rounds=3, -wire.rate=2000 (the open loop's req/s),
+# -wire.jobs=100000 or -wire.limits=on (the deployed rate limits; default off) to them.
 WIRE_FLAGS ?=
 
 bench-wire: ## Poll and accept over real sockets: the sandbox binary on SQLite and on PostgreSQL vs a bare net/http process, 16 conns and 2,000 req/s (~8 min)

@@ -59,6 +59,7 @@ var (
 	wireRoundsN   = flag.Int("wire.rounds", 3, "rounds of the wire benchmarks (each: bare, sqlite, bare, postgres)")
 	wireInFlightN = flag.Int("wire.jobs", 100_000, "jobs in flight for BenchmarkWireInFlight")
 	wireRateN     = flag.Int("wire.rate", 2000, "requests a second of the wire benchmarks' open loop, for latency")
+	wireLimits    = flag.String("wire.limits", "off", "the sandbox's rate limits in the wire benchmarks: off (-rate-limits off), or on (the defaults, as deployed; only key minting is relaxed, to mint the keys the load goes round)")
 )
 
 // wireModes are the two ways the poll and accept loads run: a closed loop at full speed for
@@ -221,8 +222,15 @@ var wireRelaxFlags = sync.OnceValues(func() ([]string, error) {
 		return nil, fmt.Errorf("sandbox serve -h did not answer within 30 s")
 	}
 	var flags []string
-	if bytes.Contains(out, []byte("-rate-limits")) {
-		flags = append(flags, "-rate-limits", "off")
+	switch *wireLimits {
+	case "off":
+		if bytes.Contains(out, []byte("-rate-limits")) {
+			flags = append(flags, "-rate-limits", "off")
+		}
+	case "on":
+		flags = append(flags, "-rate-keys", "1000000/1000000")
+	default:
+		return nil, fmt.Errorf("-wire.limits %q: use on or off", *wireLimits)
 	}
 	// Every key a benchmark mints comes from loopback, one network (/24): its share of keys
 	// would evict most of them.
@@ -264,7 +272,7 @@ func wireServe(tb testing.TB, name, database string, extra ...string) *wireSandb
 	base := []string{"serve", "-addr", "127.0.0.1:" + strconv.Itoa(port), "-public-url", u, "-database", database}
 	base = append(base, relax...)
 	s := &wireSandbox{
-		name: name, url: u, bin: bin, base: base, relaxed: relax != nil, dir: tb.TempDir(),
+		name: name, url: u, bin: bin, base: base, relaxed: *wireLimits == "off" && relax != nil, dir: tb.TempDir(),
 		hc: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
 	tb.Cleanup(s.hc.CloseIdleConnections)
