@@ -39,6 +39,7 @@ type DB struct {
 	broker sqldb.Broker
 	queue  *sqldb.RiverQueue[*sql.Tx]
 	readQ  querier
+	group  group // write transactions waiting for their turn
 }
 
 var _ sqldb.DB = (*DB)(nil)
@@ -136,29 +137,10 @@ func (db *DB) Ping(ctx context.Context) error {
 // Read implements sqldb.DB.
 func (db *DB) Read() sqldb.Querier { return db.readQ }
 
-// Tx implements sqldb.DB.
+// Tx implements sqldb.DB. Transactions that wait for the writer together
+// commit together (see groupTx).
 func (db *DB) Tx(ctx context.Context, fn func(ctx context.Context, tx sqldb.Tx) error) error {
-	stx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
-	}
-	t := &tx{querier: querier{stx}, db: db, stx: stx}
-	if err := fn(ctx, t); err != nil {
-		if rerr := stx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
-			err = errors.Join(err, fmt.Errorf("sqlite: rollback: %w", rerr))
-		}
-		return err
-	}
-	if err := stx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
-	}
-	for _, n := range t.notes {
-		db.broker.Publish(n[0], n[1])
-	}
-	for _, f := range t.after {
-		f()
-	}
-	return nil
+	return db.groupTx(ctx, fn)
 }
 
 // Listen implements sqldb.DB: one process owns the file, so notifications
