@@ -269,7 +269,7 @@ func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 		Input: cloneBytes(s.Input), Version: 1, Plan: s.Plan, Trace: s.Trace,
 	}
 	err = e.db.Tx(ctx, func(ctx context.Context, tx sqldb.Tx) error {
-		ownerN, networkN, err := e.takeSlots(ctx, tx, j.Owner, j.Network, overflow)
+		ownerN, networkN, takeNetwork, err := e.takeSlots(ctx, tx, j.Owner, j.Network, overflow)
 		if err != nil {
 			return err
 		}
@@ -281,9 +281,11 @@ func (e *Engine) Submit(ctx context.Context, s Spec) (Job, error) {
 			return err
 		}
 		if s.Then != nil {
-			return s.Then(ctx, tx, j)
+			if err := s.Then(ctx, tx, j); err != nil {
+				return err
+			}
 		}
-		return nil
+		return takeNetwork() // last: see takeSlots
 	})
 	if err != nil {
 		var share *ShareError

@@ -99,8 +99,15 @@ func (e *Engine) priority(owner, network int) int {
 // takeSlots counts one more unfinished job for owner and network (network
 // "" has no share), each unless at its limit: in a full queue (overflow)
 // the limits are the guaranteed shares. It answers the counts after the
-// job, for its priority.
-func (e *Engine) takeSlots(ctx context.Context, tx sqldb.Tx, owner, network string, overflow bool) (ownerN, networkN int, err error) {
+// job, for its priority, and a function that takes the network's slot,
+// which the caller calls last in its transaction: the network's row is
+// locked from that update to the commit, and every key of a network
+// (every accept from one office, or one benchmark) queues on it, so the
+// lock is taken when nothing is left but the commit. Until then the
+// network's count is a read, which may be behind by the accepts in
+// flight: it only sets the priority, and the slot taken enforces the
+// share.
+func (e *Engine) takeSlots(ctx context.Context, tx sqldb.Tx, owner, network string, overflow bool) (ownerN, networkN int, takeNetwork func() error, err error) {
 	ownerMax, netMax := e.cfg.MaxUnfinishedPerOwner, e.cfg.MaxUnfinishedPerNetwork
 	if overflow {
 		ownerMax, netMax = min(ownerMax, e.cfg.GuaranteedPerOwner), min(netMax, e.cfg.GuaranteedPerNetwork)
@@ -118,18 +125,27 @@ func (e *Engine) takeSlots(ctx context.Context, tx sqldb.Tx, owner, network stri
 	}
 	ownerN, err = takeSlot(ctx, tx, `job_owners`, `owner`, owner, ownerMax)
 	if errors.Is(err, errAtLimit) {
-		return 0, 0, refuse()
+		return 0, 0, nil, refuse()
 	}
 	if err != nil || network == "" {
-		return ownerN, 0, err
+		return ownerN, 0, func() error { return nil }, err
 	}
-	networkN, err = takeSlot(ctx, tx, `job_networks`, `network`, network, netMax)
-	if errors.Is(err, errAtLimit) {
-		// The owner's slot taken above is given back with the
-		// transaction, which the refusal rolls back.
-		return 0, 0, refuse()
+	if err := tx.QueryRow(ctx, `SELECT unfinished FROM job_networks WHERE network = ?`, network).Scan(&networkN); err != nil && !errors.Is(err, sqldb.ErrNoRows) {
+		return 0, 0, nil, fmt.Errorf("jobs: network %s: %w", network, err)
 	}
-	return ownerN, networkN, err
+	networkN++
+	if networkN > netMax {
+		// Refused before the job's rows are written; the owner's slot
+		// taken above is given back with the transaction.
+		return 0, 0, nil, refuse()
+	}
+	return ownerN, networkN, func() error {
+		_, err := takeSlot(ctx, tx, `job_networks`, `network`, network, netMax)
+		if errors.Is(err, errAtLimit) {
+			return refuse()
+		}
+		return err
+	}, nil
 }
 
 // errAtLimit: a guarded update found its row at the limit.
