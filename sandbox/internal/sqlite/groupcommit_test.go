@@ -267,3 +267,54 @@ func TestGroupCommitSkipsEndedContexts(t *testing.T) {
 	default:
 	}
 }
+
+// BenchmarkGroupCommit is small write transactions (an insert each, as an
+// accept's rows are a few), one caller at a time and 16 at once: with 16,
+// those that wait for the writer commit together. It reports the
+// transactions committed per batch.
+func BenchmarkGroupCommit(b *testing.B) {
+	for _, callers := range []int{1, 16} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			db, err := Memory(b.Context(), nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = db.Close() })
+			if err := db.Tx(b.Context(), func(ctx context.Context, tx sqldb.Tx) error {
+				_, err := tx.Exec(ctx, `CREATE TABLE rows (n INTEGER PRIMARY KEY, body BLOB NOT NULL)`)
+				return err
+			}); err != nil {
+				b.Fatal(err)
+			}
+			body := make([]byte, 500)
+			var next atomic.Int64
+			before := db.group.commits.Load()
+			b.ResetTimer()
+			if callers == 1 {
+				for b.Loop() {
+					insertRow(b, db, next.Add(1), body)
+				}
+			} else {
+				b.SetParallelism((callers + 1) / 2) // × GOMAXPROCS (2 here) goroutines
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						insertRow(b, db, next.Add(1), body)
+					}
+				})
+			}
+			b.StopTimer()
+			if c := db.group.commits.Load() - before; c > 0 {
+				b.ReportMetric(float64(next.Load())/float64(c), "tx/commit")
+			}
+		})
+	}
+}
+
+func insertRow(b *testing.B, db *DB, n int64, body []byte) {
+	if err := db.Tx(context.Background(), func(ctx context.Context, tx sqldb.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO rows (n, body) VALUES (?, ?)`, n, body)
+		return err
+	}); err != nil {
+		b.Error(err)
+	}
+}
