@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -158,18 +159,18 @@ func Config(title, version string) huma.Config {
 
 // Register adds every operation to api. It also installs the catalog as
 // Huma's error constructor, so that errors Huma raises itself (malformed
-// JSON, validation, oversize bodies) are catalog problems too; Huma exposes
-// that hook only as a package variable.
+// JSON, validation, oversize bodies) are catalog problems too. Huma exposes
+// that hook only as package variables, which every API in the process
+// shares: they are set once (installErrorHooks), and each request carries
+// its own API's catalog to them.
 //
 // It answers the status monitor's shortcut (see pollShortcut): a wrapper
 // for the handler Huma's routes are on, which answers the common poll
 // itself and hands everything else on.
 func Register(api huma.API, d Deps) (shortcut func(http.Handler) http.Handler) {
-	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
-		return problemFromHuma(d.Catalog, status, msg, errs)
-	}
+	installErrorHooks(d.Catalog)
 	h := &handlers{Deps: d}
-	api.UseMiddleware(h.authenticate(api), h.rateLimit(api), h.idempotent(api))
+	api.UseMiddleware(h.withCatalog, h.authenticate(api), h.rateLimit(api), h.idempotent(api))
 	h.registerKeys(api)
 	h.registerJobs(api)
 	h.registerJobList(api)
@@ -186,6 +187,38 @@ func Register(api huma.API, d Deps) (shortcut func(http.Handler) http.Handler) {
 	h.addRequestExamples(registered(api, http.MethodPost, "/v1/exports"), map[string]any{"format": "csv", "from": "2026-01-01", "to": "2026-03-31"})
 	h.finishSpec(api)
 	return h.pollShortcut
+}
+
+// catalogKey carries the catalog of the API a request reached, for Huma's
+// error hooks.
+type catalogKey struct{}
+
+var errorHooks sync.Once
+
+// installErrorHooks points Huma's error constructors at the catalog, once
+// per process: the catalog of the request's API when Huma names its
+// request, else (at registration, where Huma only needs an example of the
+// error's shape) the first API's.
+func installErrorHooks(first *problems.Catalog) {
+	errorHooks.Do(func() {
+		huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
+			return problemFromHuma(first, status, msg, errs)
+		}
+		huma.NewErrorWithContext = func(ctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
+			c := first
+			if ctx != nil {
+				if own, ok := ctx.Context().Value(catalogKey{}).(*problems.Catalog); ok {
+					c = own
+				}
+			}
+			return problemFromHuma(c, status, msg, errs)
+		}
+	})
+}
+
+// withCatalog puts the API's catalog in the request's context.
+func (h *handlers) withCatalog(ctx huma.Context, next func(huma.Context)) {
+	next(huma.WithValue(ctx, catalogKey{}, h.Catalog))
 }
 
 // authenticate checks the bearer key of every operation that declares security.

@@ -268,4 +268,3 @@ func TestPollShortcutTakesOneToken(t *testing.T) {
 		t.Fatalf("right after: %d, want 429", w.Code)
 	}
 }
-

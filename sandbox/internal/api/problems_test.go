@@ -1,17 +1,22 @@
 package api
 
 import (
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"log/slog"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/humatest"
 
+	"github.com/accepted-dev/accepted/sandbox/internal/clock"
 	"github.com/accepted-dev/accepted/sandbox/internal/problems"
 	"github.com/accepted-dev/accepted/sandbox/internal/simulate"
 )
@@ -100,4 +105,35 @@ func enumStrings(s *huma.Schema) []string {
 		out = append(out, v.(string))
 	}
 	return out
+}
+
+// TestHumaErrorsUseTheirAPIsCatalog: Huma's error hooks are one per
+// process, but each API's validation problems name its own catalog, even
+// with another API registered after it.
+func TestHumaErrorsUseTheirAPIsCatalog(t *testing.T) {
+	type served struct {
+		api  humatest.TestAPI
+		key  string
+		base string
+	}
+	var all []served
+	for _, base := range []string{"https://one.example", "https://two.example"} {
+		_, api := humatest.New(t, Config("test", "1"))
+		reg, key := newKeys(t, newTestDB(t))
+		Register(api, Deps{
+			Engine: stubEngine{}, Keys: reg, Catalog: problems.New(base),
+			Clock: clock.Real(), Logger: slog.New(slog.DiscardHandler), Scale: 1, Retention: 24 * time.Hour,
+		})
+		all = append(all, served{api, key, base})
+	}
+	for _, s := range all {
+		resp := s.api.Do("POST", "/v1/reports", "Authorization: Bearer "+s.key, strings.NewReader(`{"from":1,"to":"2026-01-02"}`))
+		var p problems.Problem
+		if err := json.Unmarshal(resp.Body.Bytes(), &p); err != nil {
+			t.Fatalf("%s: %d %s", s.base, resp.Code, resp.Body)
+		}
+		if resp.Code != 422 || !strings.HasPrefix(p.Type, s.base) {
+			t.Errorf("the API with catalog %s answered %d with type %q, want 422 and its own catalog", s.base, resp.Code, p.Type)
+		}
+	}
 }

@@ -589,7 +589,7 @@ func testConformance(t *testing.T, backend string) {
 		// The drain lasts long enough for the short job to be followed to
 		// its end on a loaded machine (the race detector, parallel
 		// packages); the long one outlasts drain and shutdown together.
-		cfg.TimeScale, cfg.ShutdownTimeout, cfg.DrainPeriod = 1, 2*time.Second, 5*time.Second
+		cfg.TimeScale, cfg.ShutdownTimeout, cfg.DrainPeriod = 1, 2*time.Second, 8*time.Second
 		sd := runServing(t, cfg, seen, backend)
 		s, sigterm, stopped := sd.s, sd.sigterm, sd.stopped
 		kr := sd.do(t, http.MethodPost, "/v1/sandbox/keys", "", nil)
