@@ -81,15 +81,22 @@ func (h *handlers) getJob(ctx context.Context, in *JobIDParam) (*JobOutput, erro
 	if err != nil {
 		return nil, h.problemFor(ctx, err, statusURL(in.ID))
 	}
-	out := &JobOutput{Status: http.StatusOK, CacheControl: "no-store", Body: h.view(j)}
+	out := &JobOutput{CacheControl: "no-store", Body: h.view(j)}
+	out.Status, out.Location, out.RetryAfter = h.pollAnswer(j)
+	return out, nil
+}
+
+// pollAnswer is what the status monitor answers for j besides its body
+// (getJob, and the poll shortcut): 303 with the result's Location once it
+// succeeded, 200 otherwise, with Retry-After while it runs.
+func (h *handlers) pollAnswer(j jobs.Job) (status int, location, retryAfter string) {
 	switch {
 	case j.Status == jobs.StatusSucceeded:
-		out.Status = http.StatusSeeOther
-		out.Location = out.Body.ResultURL
+		return http.StatusSeeOther, resultURL(j), ""
 	case !j.Status.Terminal():
-		out.RetryAfter = pollAfter(j, h.Clock.Now())
+		return http.StatusOK, "", pollAfter(j, h.Clock.Now())
 	}
-	return out, nil
+	return http.StatusOK, "", ""
 }
 
 func (h *handlers) cancelJob(ctx context.Context, in *JobIDParam) (*CancelOutput, error) {

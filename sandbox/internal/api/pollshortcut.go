@@ -112,13 +112,12 @@ func (h *handlers) pollShortcut(next http.Handler) http.Handler {
 		}
 		hd["Cache-Control"] = noStore
 		hd["Content-Type"] = contentJSON
-		status := http.StatusOK
-		switch {
-		case j.Status == jobs.StatusSucceeded:
-			status = http.StatusSeeOther
-			hd["Location"] = []string{resultURL(j)}
-		case !j.Status.Terminal():
-			hd["Retry-After"] = []string{pollAfter(j, h.Clock.Now())}
+		status, location, retryAfter := h.pollAnswer(j)
+		if location != "" {
+			hd["Location"] = []string{location}
+		}
+		if retryAfter != "" {
+			hd["Retry-After"] = []string{retryAfter}
 		}
 		w.WriteHeader(status)
 		_, _ = w.Write(body)

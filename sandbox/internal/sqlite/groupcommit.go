@@ -173,12 +173,8 @@ func (db *DB) runBatch(batch []*txRequest) {
 					finish(o, broken)
 				}
 				for _, o := range live {
-					select {
-					case <-o.done:
-					default:
-						if o.t == nil {
-							finish(o, broken)
-						}
+					if o.t == nil { // not run yet
+						finish(o, broken)
 					}
 				}
 				return

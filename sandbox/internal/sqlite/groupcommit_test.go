@@ -66,6 +66,32 @@ func holdWriter(t *testing.T, db *DB, release <-chan struct{}) <-chan error {
 	return done
 }
 
+// done waits for wg, failing the test if that takes 10 s (a batch that
+// never commits must fail, not hang).
+func done(t *testing.T, what string, wg *sync.WaitGroup) {
+	t.Helper()
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not end within 10 s", what)
+	}
+}
+
+// released answers the error of the transaction holdWriter started, once
+// it ends, failing the test if that takes 10 s.
+func released(t *testing.T, first <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-first:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("the transaction holding the writer did not end within 10 s of its release")
+		return nil
+	}
+}
+
 // waitQueued waits until n transactions wait for the writer.
 func waitQueued(t *testing.T, db *DB, n int) {
 	t.Helper()
@@ -132,10 +158,10 @@ func TestGroupCommit(t *testing.T) {
 	waitQueued(t, db, n)
 	before := db.group.commits.Load()
 	close(release)
-	if err := <-first; err != nil {
+	if err := released(t, first); err != nil {
 		t.Fatal(err)
 	}
-	wg.Wait()
+	done(t, "the transactions that waited together", &wg)
 
 	got := rowsIn(t, db)
 	want := 0
@@ -188,15 +214,8 @@ func TestGroupCommitStopsWhenTheTransactionIsGone(t *testing.T) {
 	const n = 6
 	errs := make([]error, n)
 	var wg sync.WaitGroup
-	var started sync.WaitGroup
 	for i := range n {
-		started.Add(1)
 		wg.Go(func() {
-			// Queue them in order, so that the breaking one is in the middle.
-			if i > 0 {
-				waitQueued(t, db, i)
-			}
-			started.Done()
 			errs[i] = db.Tx(context.Background(), func(ctx context.Context, tx sqldb.Tx) error {
 				if _, err := tx.Exec(ctx, `INSERT INTO rows (n) VALUES (?)`, i); err != nil {
 					return err
@@ -210,14 +229,14 @@ func TestGroupCommitStopsWhenTheTransactionIsGone(t *testing.T) {
 				return nil
 			})
 		})
-		started.Wait()
+		// Queue them in order, so that the breaking one is in the middle.
+		waitQueued(t, db, i+1)
 	}
-	waitQueued(t, db, n)
 	close(release)
-	if err := <-first; err != nil {
+	if err := released(t, first); err != nil {
 		t.Fatal(err)
 	}
-	wg.Wait()
+	done(t, "the broken batch", &wg)
 	for i, err := range errs {
 		if err == nil {
 			t.Errorf("transaction %d succeeded in a batch whose transaction was rolled back", i)
@@ -250,7 +269,7 @@ func TestGroupCommitSkipsEndedContexts(t *testing.T) {
 	waitQueued(t, db, 1)
 	cancel()
 	close(release)
-	if err := <-first; err != nil {
+	if err := released(t, first); err != nil {
 		t.Fatal(err)
 	}
 	select {
